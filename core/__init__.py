@@ -1,0 +1,1 @@
+"""Airflow-free library: evidence, storage, lineage and the security gates."""

@@ -1,0 +1,44 @@
+"""One exception hierarchy for the whole provider.
+
+Every error carries a one-line message that names the value that is wrong and where.
+The CLI maps :class:`MLSecOpsError` to exit code 2 ("could not check"), so a check that
+cannot decide fails closed.
+"""
+
+from __future__ import annotations
+
+
+class MLSecOpsError(Exception):
+    """Base class: something could not be checked or done."""
+
+
+class ConfigError(MLSecOpsError):
+    """A setting, connection or environment variable is missing or invalid."""
+
+
+class PolicyError(ConfigError):
+    """A policy file is malformed; the message names the field."""
+
+
+class StorageError(MLSecOpsError):
+    """A URI cannot be read or written (unknown scheme, missing object, no access)."""
+
+
+class DigestMismatchError(StorageError):
+    """The bytes read from a URI do not have the digest the caller expected."""
+
+    def __init__(self, uri: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"digest mismatch for {uri}: expected sha256:{expected}, got sha256:{actual}"
+        )
+        self.uri = uri
+        self.expected = expected
+        self.actual = actual
+
+
+class DataError(MLSecOpsError):
+    """A dataset cannot be parsed or is unusable (empty, unknown format, missing column)."""
+
+
+class LineageError(MLSecOpsError):
+    """MLflow could not be reached or refused a lineage record."""

@@ -1,0 +1,68 @@
+"""Embedded defaults and their overrides, read from the environment.
+
+Everything lives under ``MLSECOPS_HOME`` (default ``<cwd>/.mlsecops``) unless a standard
+variable says otherwise: ``MLFLOW_TRACKING_URI`` for MLflow, ``MLSECOPS_EVIDENCE_URI`` and
+``MLSECOPS_ARTIFACT_URI`` for our stores (``file://`` or ``s3://``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from mlsecops_provider.core.errors import ConfigError
+
+SUPPORTED_STORE_SCHEMES = ("file", "s3")
+
+
+def _check_store_uri(name: str, uri: str) -> str:
+    scheme = urlparse(uri).scheme
+    if scheme not in SUPPORTED_STORE_SCHEMES:
+        raise ConfigError(
+            f"{name}={uri!r}: unknown URI scheme {scheme!r} (expected file:// or s3://)"
+        )
+    return uri.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved locations of the embedded (or overridden) services."""
+
+    home: Path
+    tracking_uri: str
+    evidence_uri: str
+    artifact_uri: str
+    registry_uri: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_store_uri("MLSECOPS_EVIDENCE_URI", self.evidence_uri)
+        _check_store_uri("MLSECOPS_ARTIFACT_URI", self.artifact_uri)
+        if not self.tracking_uri:
+            raise ConfigError("MLFLOW_TRACKING_URI is empty")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("MLSECOPS_HOME") or Path.cwd() / ".mlsecops").resolve()
+        return cls(
+            home=home,
+            tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home}/mlflow.db",
+            evidence_uri=(env.get("MLSECOPS_EVIDENCE_URI") or f"file://{home}/evidence").rstrip(
+                "/"
+            ),
+            artifact_uri=(env.get("MLSECOPS_ARTIFACT_URI") or f"file://{home}/artifacts").rstrip(
+                "/"
+            ),
+            registry_uri=env.get("MLFLOW_REGISTRY_URI") or None,
+        )
+
+    @property
+    def mlflow_artifact_root(self) -> str:
+        """Artifact root for experiments we create on a local (sqlite/file) tracking store."""
+        return f"file://{self.home}/mlartifacts"
+
+    @property
+    def tracking_is_local(self) -> bool:
+        return urlparse(self.tracking_uri).scheme in ("sqlite", "file", "")

@@ -1,0 +1,198 @@
+"""Read and write bytes at ``file://`` and ``s3://`` URIs.
+
+One small interface (:class:`Storage`) and two implementations. Writes are atomic: a local
+file is written beside its target and renamed; an S3 ``put_object`` is atomic by itself.
+The S3 client comes from a factory so that Airflow tasks can pass one built from an
+Airflow AWS connection while the CLI uses boto3's default chain (``AWS_*`` variables,
+including ``AWS_ENDPOINT_URL``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+from mlsecops_provider.core.errors import DigestMismatchError, StorageError
+
+S3ClientFactory = Callable[[], Any]
+CHUNK = 1 << 20
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Storage(Protocol):
+    """What every backend offers."""
+
+    def read_bytes(self, uri: str) -> bytes: ...
+
+    def write_bytes(self, uri: str, data: bytes, content_type: str | None = None) -> None: ...
+
+    def exists(self, uri: str) -> bool: ...
+
+    def list(self, prefix_uri: str) -> list[str]: ...
+
+
+def _local_path(uri: str) -> Path:
+    parsed = urlparse(uri)
+    if parsed.netloc not in ("", "localhost"):
+        raise StorageError(f"{uri}: file:// URIs must be absolute paths on this host")
+    return Path(unquote(parsed.path))
+
+
+class LocalStorage:
+    """``file://`` URIs (and plain absolute paths)."""
+
+    def read_bytes(self, uri: str) -> bytes:
+        path = _local_path(uri)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError as err:
+            raise StorageError(f"{uri}: no such file") from err
+        except IsADirectoryError as err:
+            raise StorageError(f"{uri}: is a directory, expected a file") from err
+        except OSError as err:
+            raise StorageError(f"{uri}: cannot read ({err.strerror})") from err
+
+    def write_bytes(self, uri: str, data: bytes, content_type: str | None = None) -> None:
+        path = _local_path(uri)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except OSError as err:
+            raise StorageError(f"{uri}: cannot write ({err.strerror})") from err
+
+    def exists(self, uri: str) -> bool:
+        return _local_path(uri).is_file()
+
+    def list(self, prefix_uri: str) -> list[str]:
+        root = _local_path(prefix_uri)
+        if not root.exists():
+            return []
+        if root.is_file():
+            return [root.as_uri()]
+        return sorted(
+            p.as_uri() for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
+        )
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if not parsed.netloc:
+        raise StorageError(f"{uri}: s3:// URI has no bucket")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def default_s3_client() -> Any:
+    import boto3
+
+    return boto3.client("s3")
+
+
+class S3Storage:
+    """``s3://bucket/key`` URIs through boto3; extra put arguments (e.g. SSE) via ``put_args``."""
+
+    def __init__(
+        self,
+        client_factory: S3ClientFactory = default_s3_client,
+        put_args: dict[str, str] | None = None,
+    ) -> None:
+        self._client_factory = client_factory
+        self._client: Any = None
+        self._put_args = dict(put_args or {})
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
+    def read_bytes(self, uri: str) -> bytes:
+        bucket, key = _split_s3(uri)
+        try:
+            return bytes(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except Exception as err:  # botocore raises many types; all mean "cannot read"
+            raise StorageError(f"{uri}: cannot read from S3 ({_s3_reason(err)})") from err
+
+    def write_bytes(self, uri: str, data: bytes, content_type: str | None = None) -> None:
+        bucket, key = _split_s3(uri)
+        extra = dict(self._put_args)
+        if content_type:
+            extra["ContentType"] = content_type
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, **extra)
+        except Exception as err:
+            raise StorageError(f"{uri}: cannot write to S3 ({_s3_reason(err)})") from err
+
+    def exists(self, uri: str) -> bool:
+        bucket, key = _split_s3(uri)
+        try:
+            self.client.head_object(Bucket=bucket, Key=key)
+        except Exception:
+            return False
+        return True
+
+    def list(self, prefix_uri: str) -> list[str]:
+        bucket, prefix = _split_s3(prefix_uri)
+        try:
+            return sorted(self._iter_keys(bucket, prefix))
+        except Exception as err:
+            raise StorageError(f"{prefix_uri}: cannot list S3 prefix ({_s3_reason(err)})") from err
+
+    def _iter_keys(self, bucket: str, prefix: str) -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield f"s3://{bucket}/{item['Key']}"
+
+
+def _s3_reason(err: Exception) -> str:
+    response = getattr(err, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        error = response["Error"]
+        return f"{error.get('Code')}: {error.get('Message')}"
+    return f"{type(err).__name__}: {err}"
+
+
+def normalise_uri(uri_or_path: str) -> str:
+    """Accept a plain local path as a ``file://`` URI; leave other URIs as they are."""
+    if "://" not in uri_or_path:
+        return Path(uri_or_path).expanduser().resolve().as_uri()
+    return uri_or_path
+
+
+def storage_for(
+    uri: str,
+    s3_client_factory: S3ClientFactory | None = None,
+    s3_put_args: dict[str, str] | None = None,
+) -> Storage:
+    """Pick the backend for a URI's scheme; an unknown scheme is an error that names it."""
+    scheme = urlparse(uri).scheme
+    if scheme == "file":
+        return LocalStorage()
+    if scheme == "s3":
+        return S3Storage(s3_client_factory or default_s3_client, s3_put_args)
+    raise StorageError(f"{uri}: unknown URI scheme {scheme!r} (expected file:// or s3://)")
+
+
+def read_verified(storage: Storage, uri: str, expected_sha256: str | None) -> bytes:
+    """Read a URI and check its SHA-256; a mismatch names the URI and both digests."""
+    data = storage.read_bytes(uri)
+    if expected_sha256 is not None:
+        actual = sha256_bytes(data)
+        if actual != _bare(expected_sha256):
+            raise DigestMismatchError(uri, _bare(expected_sha256), actual)
+    return data
+
+
+def _bare(digest: str) -> str:
+    return digest.split(":", 1)[1] if digest.startswith("sha256:") else digest

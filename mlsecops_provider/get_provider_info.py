@@ -1,0 +1,27 @@
+"""Provider metadata read by Airflow through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlsecops_provider import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-mlsecops",
+        "name": "MLSecOps",
+        "description": "Security gates for ML training pipelines: evidence, lineage, signing.",
+        "versions": [__version__],
+        "operators": [
+            {
+                "integration-name": "MLSecOps",
+                "python-modules": [
+                    "mlsecops_provider.operators.ingest",
+                    "mlsecops_provider.operators.train",
+                    "mlsecops_provider.operators.register",
+                ],
+            }
+        ],
+        "extra-links": ["mlsecops_provider.operators.links.EvidenceLink"],
+    }

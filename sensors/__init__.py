@@ -1,0 +1,1 @@
+"""mlsecops_provider package."""
