@@ -59,6 +59,10 @@ def detect_format(data: bytes) -> str:
     return "csv"
 
 
+def describe(uri: str, data: bytes, frame: pd.DataFrame, fmt: str) -> DatasetRef:
+    return DatasetRef(uri, sha256_bytes(data), len(frame), tuple(map(str, frame.columns)), fmt)
+
+
 def parse_table(data: bytes, uri: str) -> tuple[pd.DataFrame, str]:
     """Parse bytes as Parquet or CSV; any parser failure names the URI."""
     import pandas as pd
@@ -85,8 +89,7 @@ def read_table(
     storage = storage_for(uri, s3_client_factory)
     data = read_verified(storage, uri, expected_sha256)
     frame, fmt = parse_table(data, uri)
-    ref = DatasetRef(uri, sha256_bytes(data), len(frame), tuple(map(str, frame.columns)), fmt)
-    return frame, ref
+    return frame, describe(uri, data, frame, fmt)
 
 
 def table_bytes(frame: pd.DataFrame, fmt: str = "parquet") -> bytes:
@@ -109,4 +112,4 @@ def write_table(
     """Write a dataset atomically and return its reference."""
     data = table_bytes(frame, fmt)
     storage_for(uri, s3_client_factory).write_bytes(uri, data)
-    return DatasetRef(uri, sha256_bytes(data), len(frame), tuple(map(str, frame.columns)), fmt)
+    return describe(uri, data, frame, fmt)

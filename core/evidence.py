@@ -20,6 +20,7 @@ from mlsecops_provider.core.storage import (
     S3ClientFactory,
     Storage,
     read_verified,
+    safe_segment,
     sha256_bytes,
     storage_for,
 )
@@ -113,14 +114,6 @@ class EvidenceRef:
 
     uri: str
     sha256: str
-
-
-def safe_segment(value: str) -> str:
-    """Make a DAG id, run id or gate name safe as one path / S3 key segment."""
-    cleaned = re.sub(r"[^A-Za-z0-9._=-]+", "_", value).strip("._")
-    if not cleaned:
-        raise ValueError(f"{value!r} gives an empty path segment")
-    return cleaned
 
 
 class EvidenceStore:

@@ -130,8 +130,10 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if isinstance(hint, type) and not isinstance(value, hint) or (
-        hint in (int, float) and isinstance(value, bool)
+    if (
+        isinstance(hint, type)
+        and not isinstance(value, hint)
+        or (hint in (int, float) and isinstance(value, bool))
     ):
         raise PolicyError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
     return value

@@ -58,6 +58,13 @@ class Settings:
             registry_uri=env.get("MLFLOW_REGISTRY_URI") or None,
         )
 
+    def run_artifact_uri(self, dag_id: str, run_id: str, *parts: str) -> str:
+        """Where a DAG run keeps its artifacts (datasets, model copies)."""
+        from mlsecops_provider.core.storage import safe_segment
+
+        segments = [safe_segment(p) for p in (dag_id, run_id, *parts)]
+        return "/".join([self.artifact_uri, *segments])
+
     @property
     def mlflow_artifact_root(self) -> str:
         """Artifact root for experiments we create on a local (sqlite/file) tracking store."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,14 @@ CHUNK = 1 << 20
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def safe_segment(value: str) -> str:
+    """Make a DAG id, run id or gate name safe as one path / S3 key segment."""
+    cleaned = re.sub(r"[^A-Za-z0-9._=-]+", "_", value).strip("._")
+    if not cleaned:
+        raise ValueError(f"{value!r} gives an empty path segment")
+    return cleaned
 
 
 class Storage(Protocol):

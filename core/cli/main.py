@@ -15,7 +15,6 @@ EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 # Subcommand modules, each with ``register(subparsers)``; add new ones here.
 COMMAND_MODULES = (
     "mlsecops_provider.core.cli.demo_data_cmd",
-    "mlsecops_provider.core.cli.evidence_cmd",
 )
 
 

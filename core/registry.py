@@ -1,0 +1,92 @@
+"""Log a model into the DAG run's MLflow run, register it, and read or move aliases."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlsecops_provider.core.errors import LineageError
+from mlsecops_provider.core.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+CHAMPION = "champion"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A registered model version and where its artifacts are."""
+
+    name: str
+    version: str
+    model_uri: str
+    source_uri: str
+    mlflow_run_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def log_and_register_sklearn(
+    settings: Settings,
+    mlflow_run_id: str,
+    model: Any,
+    registered_model_name: str,
+    input_example: pd.DataFrame,
+    tags: dict[str, str] | None = None,
+) -> RegisteredModel:
+    """Log with the skops format (no pickle) and register a new version of the model."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    if settings.registry_uri:
+        mlflow.set_registry_uri(settings.registry_uri)
+    try:
+        with mlflow.start_run(run_id=mlflow_run_id):
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                serialization_format="skops",
+                input_example=input_example,
+                pip_requirements=["scikit-learn", "pandas", "skops"],
+            )
+        version = mlflow.register_model(info.model_uri, registered_model_name, tags=tags)
+    except mlflow.exceptions.MlflowException as err:
+        raise LineageError(f"MLflow refused model {registered_model_name!r}: {err}") from err
+    log.info(
+        "Registered %s version %s from %s", registered_model_name, version.version, info.model_uri
+    )
+    return RegisteredModel(
+        name=registered_model_name,
+        version=str(version.version),
+        model_uri=f"models:/{registered_model_name}/{version.version}",
+        source_uri=str(version.source),
+        mlflow_run_id=mlflow_run_id,
+    )
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    """The version an alias points at, or None when the alias is not set."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as err:
+        if "RESOURCE_DOES_NOT_EXIST" in str(err.error_code) or "not found" in str(err).lower():
+            return None
+        raise LineageError(f"cannot read alias {alias!r} of model {name!r}: {err}") from err
+
+
+def bootstrap_alias(client: MlflowClient, name: str, version: str, alias: str = CHAMPION) -> bool:
+    """Give the first version the alias; never move an existing one (that is promotion's job)."""
+    current = alias_version(client, name, alias)
+    if current is not None:
+        log.info("%s@%s is version %s; it moves only through promotion", name, alias, current)
+        return False
+    client.set_registered_model_alias(name, alias, version)
+    log.info("%s@%s set to version %s (first model)", name, alias, version)
+    return True

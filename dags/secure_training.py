@@ -1,0 +1,63 @@
+"""Secure training: ingest a dataset version, train, register; the gates slot in between.
+
+Trigger it with ``{"source_uri": "s3://bucket/path/batch.parquet"}`` (or a file path); the
+default is the demo batch written by ``mlsecops demo-data``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Param
+
+from mlsecops_provider.operators.champion import BootstrapChampionOperator
+from mlsecops_provider.operators.ingest import DatasetIngestOperator
+from mlsecops_provider.operators.train import SklearnTrainOperator
+
+HOME = os.environ.get("MLSECOPS_HOME", os.path.join(os.getcwd(), ".mlsecops"))
+DEFAULT_SOURCE = f"file://{HOME}/incoming/credit_batch_001.parquet"
+MODEL_NAME = os.environ.get("MLSECOPS_MODEL_NAME", "mlsecops-demo")
+AWS_CONN_ID = os.environ.get("MLSECOPS_AWS_CONN_ID") or None
+LABEL = "default"
+NUMERIC = (
+    "age",
+    "annual_income",
+    "loan_amount",
+    "loan_term_months",
+    "credit_history_months",
+    "num_open_accounts",
+    "debt_to_income",
+)
+CATEGORICAL = ("employment_type", "region", "purpose")
+
+with DAG(
+    dag_id="secure_training",
+    description="Train a credit-risk model behind security gates, with evidence in MLflow",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["mlsecops", "training"],
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "mlsecops"},
+    params={"source_uri": Param(DEFAULT_SOURCE, type="string", description="dataset URI")},
+    doc_md=__doc__,
+) as dag:
+    ingest = DatasetIngestOperator(
+        task_id="ingest",
+        source_uri="{{ params.source_uri }}",
+        dataset_name="raw",
+        label_column=LABEL,
+        aws_conn_id=AWS_CONN_ID,
+    )
+    train = SklearnTrainOperator(
+        task_id="train",
+        dataset=ingest.output,
+        label_column=LABEL,
+        numeric_features=NUMERIC,
+        categorical_features=CATEGORICAL,
+        registered_model_name=MODEL_NAME,
+        aws_conn_id=AWS_CONN_ID,
+    )
+    champion = BootstrapChampionOperator(task_id="bootstrap_champion", model=train.output)
+    ingest >> train >> champion

@@ -1,0 +1,99 @@
+"""What every operator of the provider shares: settings, stores, lineage and gate recording.
+
+Functions, not a base class: an operator calls :func:`record_gate` with its GateResult and
+gets the compact summary for XCom, the report in the evidence store, the verdict in MLflow,
+the extra link to the report, and an ``AirflowFailException`` when the gate blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from mlsecops_provider.core.errors import ConfigError, DataError, DigestMismatchError
+from mlsecops_provider.core.evidence import EvidenceStore, GateResult
+from mlsecops_provider.core.lineage import LineageRecorder, RunKey
+from mlsecops_provider.core.settings import Settings
+
+log = logging.getLogger(__name__)
+EVIDENCE_LINK_KEY = "_link_EvidenceLink"  # EvidenceLink.xcom_key: Airflow serves it to the UI
+
+
+def s3_client_factory(aws_conn_id: str | None) -> Callable[[], Any] | None:
+    """A factory for an S3 client from an Airflow AWS connection (None: boto3's defaults)."""
+    if not aws_conn_id:
+        return None
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        BaseHook.get_connection(aws_conn_id)
+    except AirflowNotFoundException as err:
+        raise ConfigError(f"Airflow connection {aws_conn_id!r} is not defined") from err
+
+    def factory() -> Any:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=aws_conn_id).get_conn()
+
+    return factory
+
+
+def run_key(context: Mapping[str, Any]) -> RunKey:
+    ti = context["ti"]
+    return RunKey(dag_id=ti.dag_id, run_id=ti.run_id, try_number=getattr(ti, "try_number", None))
+
+
+def evidence_store(aws_conn_id: str | None, settings: Settings | None = None) -> EvidenceStore:
+    settings = settings or Settings.from_env()
+    return EvidenceStore(settings.evidence_uri, s3_client_factory(aws_conn_id))
+
+
+def record_gate(
+    context: Mapping[str, Any],
+    result: GateResult,
+    details: Mapping[str, Any],
+    *,
+    aws_conn_id: str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Store the report, log the verdict to MLflow, push the link; fail the task if blocking."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    settings = settings or Settings.from_env()
+    key = run_key(context)
+    stored = evidence_store(aws_conn_id, settings).put_report(
+        key.dag_id, key.run_id, result.finished(), details
+    )
+    lineage = LineageRecorder(settings)
+    lineage.log_gate(lineage.run_for(key), stored)
+    context["ti"].xcom_push(key=EVIDENCE_LINK_KEY, value=stored.evidence_uri)
+    log.info(
+        "Gate %s: %s%s | report %s (sha256 %s)",
+        stored.gate,
+        stored.verdict.value.upper(),
+        f" - {stored.message}" if stored.message else "",
+        stored.evidence_uri,
+        stored.evidence_sha256,
+    )
+    for finding in stored.findings[:20]:
+        log.info("  finding: %s", finding)
+    if stored.verdict.blocks:
+        raise AirflowFailException(
+            f"gate {stored.gate} {stored.verdict.value}: {stored.message or 'see report'} "
+            f"(report {stored.evidence_uri})"
+        )
+    return stored.summary()
+
+
+@contextmanager
+def bad_input_fails_task() -> Iterator[None]:
+    """Bad input (config, data, digest) fails the task at once; retrying cannot mend it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except (ConfigError, DataError, DigestMismatchError) as err:
+        raise AirflowFailException(f"{type(err).__name__}: {err}") from err

@@ -1,0 +1,119 @@
+"""SklearnTrainOperator: train on a verified dataset, log and register the model in MLflow."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from mlsecops_provider.core.datasets import DatasetRef, read_table
+from mlsecops_provider.core.lineage import LineageRecorder
+from mlsecops_provider.core.registry import log_and_register_sklearn
+from mlsecops_provider.core.settings import Settings
+from mlsecops_provider.core.training import TrainingConfig, train_classifier
+from mlsecops_provider.operators._runtime import bad_input_fails_task, run_key, s3_client_factory
+
+
+class SklearnTrainOperator(BaseOperator):
+    """Train a scikit-learn classifier and register it as a new model version.
+
+    The dataset is read through its URI and its digest is verified first (verify-on-read):
+    bytes changed since the upstream task recorded them fail the task. The model is logged
+    in the skops format (no pickle) to the DAG run's MLflow run and registered.
+
+    :param dataset: dataset reference from an upstream task (``{uri, sha256, ...}``).
+    :param label_column: label column.
+    :param numeric_features: numeric feature columns.
+    :param categorical_features: categorical feature columns (one-hot encoded).
+    :param registered_model_name: MLflow registered model name.
+    :param hyperparameters: LogisticRegression keyword arguments.
+    :param aws_conn_id: Airflow AWS connection for ``s3://`` URIs.
+    :return: ``{name, version, model_uri, source_uri, mlflow_run_id, metrics, dataset_sha256}``.
+    """
+
+    template_fields: Sequence[str] = ("dataset", "registered_model_name", "hyperparameters")
+    ui_color = "#fdf2e3"
+
+    def __init__(
+        self,
+        *,
+        dataset: Any,
+        label_column: str,
+        numeric_features: Sequence[str],
+        categorical_features: Sequence[str] = (),
+        registered_model_name: str,
+        hyperparameters: dict[str, Any] | None = None,
+        aws_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dataset = dataset
+        self.label_column = label_column
+        self.numeric_features = tuple(numeric_features)
+        self.categorical_features = tuple(categorical_features)
+        self.registered_model_name = registered_model_name
+        self.hyperparameters = hyperparameters
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        with bad_input_fails_task():
+            return self._train(context)
+
+    def _train(self, context: Any) -> dict[str, Any]:
+        settings = Settings.from_env()
+        expected = DatasetRef.from_dict(self.dataset)
+        frame, ref = read_table(expected.uri, expected.sha256, s3_client_factory(self.aws_conn_id))
+        self.log.info("Verified %s (sha256 %s, %d rows)", ref.uri, ref.sha256, ref.rows)
+        config = TrainingConfig(
+            label=self.label_column,
+            numeric_features=self.numeric_features,
+            categorical_features=self.categorical_features,
+            **({"hyperparameters": self.hyperparameters} if self.hyperparameters else {}),
+        )
+        outcome = train_classifier(frame, config)
+        self.log.info(
+            "Trained on %d rows, holdout %d: %s",
+            outcome.train_rows,
+            outcome.test_rows,
+            outcome.metrics,
+        )
+        lineage = LineageRecorder(settings)
+        key = run_key(context)
+        mlflow_run = lineage.run_for(key)
+        lineage.log_dataset(
+            mlflow_run, frame, ref, name="training", context="training", targets=self.label_column
+        )
+        lineage.client.log_batch(
+            mlflow_run,
+            metrics=[_metric(f"train.{k}", v) for k, v in outcome.metrics.items()],
+            params=[_param(k, v) for k, v in config.hyperparameters.items()],
+        )
+        model = log_and_register_sklearn(
+            settings,
+            mlflow_run,
+            outcome.model,
+            self.registered_model_name,
+            frame[list(config.features)].head(5),
+            tags={
+                "mlsecops.dag_id": key.dag_id,
+                "mlsecops.run_id": key.run_id,
+                "mlsecops.dataset_sha256": ref.sha256,
+            },
+        )
+        self.log.info("Registered %s version %s (%s)", model.name, model.version, model.source_uri)
+        return {**model.to_dict(), "metrics": outcome.metrics, "dataset_sha256": ref.sha256}
+
+
+def _metric(key: str, value: float) -> Any:
+    import time
+
+    from mlflow.entities import Metric
+
+    return Metric(key, value, int(time.time() * 1000), 0)
+
+
+def _param(key: str, value: Any) -> Any:
+    from mlflow.entities import Param
+
+    return Param(key, str(value))
