@@ -24,6 +24,10 @@ class StorageError(MLSecOpsError):
     """A URI cannot be read or written (unknown scheme, missing object, no access)."""
 
 
+class NotFoundError(StorageError):
+    """The URI names no object: a wrong path, key or bucket (retrying will not help)."""
+
+
 class DigestMismatchError(StorageError):
     """The bytes read from a URI do not have the digest the caller expected."""
 

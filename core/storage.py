@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
-from mlsecops_provider.core.errors import DigestMismatchError, StorageError
+from mlsecops_provider.core.errors import DigestMismatchError, NotFoundError, StorageError
 
 S3ClientFactory = Callable[[], Any]
 CHUNK = 1 << 20
@@ -63,7 +63,7 @@ class LocalStorage:
         try:
             return path.read_bytes()
         except FileNotFoundError as err:
-            raise StorageError(f"{uri}: no such file") from err
+            raise NotFoundError(f"{uri}: no such file") from err
         except IsADirectoryError as err:
             raise StorageError(f"{uri}: is a directory, expected a file") from err
         except OSError as err:
@@ -130,7 +130,11 @@ class S3Storage:
         try:
             return bytes(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
         except Exception as err:  # botocore raises many types; all mean "cannot read"
-            raise StorageError(f"{uri}: cannot read from S3 ({_s3_reason(err)})") from err
+            reason = _s3_reason(err)
+            kind = (
+                NotFoundError if reason.startswith(("NoSuchKey", "NoSuchBucket")) else StorageError
+            )
+            raise kind(f"{uri}: cannot read from S3 ({reason})") from err
 
     def write_bytes(self, uri: str, data: bytes, content_type: str | None = None) -> None:
         bucket, key = _split_s3(uri)

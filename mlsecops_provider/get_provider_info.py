@@ -19,7 +19,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "mlsecops_provider.operators.ingest",
                     "mlsecops_provider.operators.train",
-                    "mlsecops_provider.operators.register",
+                    "mlsecops_provider.operators.champion",
                 ],
             }
         ],

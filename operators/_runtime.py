@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from mlsecops_provider.core.errors import ConfigError, DataError, DigestMismatchError
+from mlsecops_provider.core.errors import ConfigError, DataError, DigestMismatchError, NotFoundError
 from mlsecops_provider.core.evidence import EvidenceStore, GateResult
 from mlsecops_provider.core.lineage import LineageRecorder, RunKey
 from mlsecops_provider.core.settings import Settings
@@ -90,10 +90,10 @@ def record_gate(
 
 @contextmanager
 def bad_input_fails_task() -> Iterator[None]:
-    """Bad input (config, data, digest) fails the task at once; retrying cannot mend it."""
+    """Bad input (config, data, digest, a wrong path) fails the task at once, unretried."""
     from airflow.sdk.exceptions import AirflowFailException
 
     try:
         yield
-    except (ConfigError, DataError, DigestMismatchError) as err:
+    except (ConfigError, DataError, DigestMismatchError, NotFoundError) as err:
         raise AirflowFailException(f"{type(err).__name__}: {err}") from err

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from mlsecops_provider.core.lineage import TAG_GATE_PREFIX, LineageRecorder
+from mlsecops_provider.core.lineage import LineageRecorder
 from mlsecops_provider.core.registry import CHAMPION, alias_version, bootstrap_alias
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.operators._runtime import run_key
@@ -39,7 +39,7 @@ class BootstrapChampionOperator(BaseOperator):
         lineage.set_tags(
             lineage.run_for(run_key(context)),
             {
-                f"{TAG_GATE_PREFIX}champion_bootstrap": "moved" if moved else "kept",
+                "mlsecops.champion_bootstrap": "moved" if moved else "kept",
                 "mlsecops.champion_version": current,
             },
         )

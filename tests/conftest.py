@@ -1,0 +1,80 @@
+"""Test settings: every test session gets its own MLSECOPS_HOME, Airflow DB and MLflow store.
+
+The variables are set here, before Airflow or MLflow is imported by any test module.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="mlsecops-test-"))
+for _key in list(os.environ):
+    if _key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "MLFLOW_", "MLSECOPS_", "AWS_")):
+        del os.environ[_key]
+os.environ.update(
+    {
+        "MLSECOPS_HOME": str(_SESSION_HOME),
+        "AIRFLOW_HOME": str(_SESSION_HOME / "airflow"),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+    }
+)
+
+from mlsecops_provider.include.environment import configure  # noqa: E402
+
+configure(_SESSION_HOME)
+
+
+@pytest.fixture(scope="session")
+def session_home() -> Path:
+    return _SESSION_HOME
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite Airflow metadata DB for this session."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return Path(os.environ["AIRFLOW_HOME"])
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1; ``AWS_ENDPOINT_URL`` points boto3 at it."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    try:
+        yield endpoint
+    finally:
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        server.stop()
+
+
+@pytest.fixture()
+def s3_bucket(moto_endpoint: str) -> str:
+    """A fresh bucket on the moto server; returns its name."""
+    import uuid
+
+    import boto3
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=name)
+    return name

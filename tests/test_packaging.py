@@ -1,0 +1,42 @@
+"""The installed distribution: provider metadata, plugin and console script entry points."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+from mlsecops_provider.get_provider_info import get_provider_info
+
+
+def test_entry_points_resolve() -> None:
+    providers = entry_points(group="apache_airflow_provider")
+    ours = [ep for ep in providers if ep.value.startswith("mlsecops_provider.")]
+    assert ours and ours[0].load()()["package-name"] == "airflow-provider-mlsecops"
+    plugins = [ep for ep in entry_points(group="airflow.plugins") if ep.name == "mlsecops"]
+    assert plugins and plugins[0].load().name == "mlsecops"
+
+
+def test_provider_info_modules_import() -> None:
+    import importlib
+
+    info = get_provider_info()
+    for group in info["operators"]:
+        for module in group["python-modules"]:
+            importlib.import_module(module)
+    for link in info["extra-links"]:
+        module, _, name = link.rpartition(".")
+        assert hasattr(importlib.import_module(module), name)
+
+
+def test_airflow_lists_the_provider() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow", "providers", "list", "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    start = done.stdout.index("[")
+    names = {p["package_name"] for p in json.loads(done.stdout[start:])}
+    assert "airflow-provider-mlsecops" in names
