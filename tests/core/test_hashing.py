@@ -1,0 +1,207 @@
+"""Manifest hashing: digests, model-signing equality, symlink rules, compare and the CLI."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mlsecops_provider.core import hashing
+from mlsecops_provider.core.errors import DataError, StorageError
+from mlsecops_provider.core.hashing import Manifest, compare, hash_path, model_signing_root_digest
+
+cli_main = importlib.import_module("mlsecops_provider.core.cli.main")
+
+
+def make_model(root: Path) -> Path:
+    """A directory that exercises ordering ('a/b' sorts before 'a-c'), nesting and ignores."""
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "b").write_bytes(b"weights-b")
+    (root / "a-c").write_bytes(b"weights-a-c")
+    (root / ".hidden").write_bytes(b"hidden")
+    (root / "sub" / "deep").mkdir(parents=True)
+    (root / "sub" / "deep" / "model.bin").write_bytes(os.urandom(300_000))
+    (root / "sub" / ".gitignore").write_bytes(b"not ignored below the top level")
+    (root / "empty.txt").write_bytes(b"")
+    (root / ".git").mkdir()
+    (root / ".git" / "HEAD").write_bytes(b"ref: refs/heads/main\n")
+    (root / ".gitignore").write_bytes(b"*.tmp\n")
+    return root
+
+
+def library_root_digest(path: Path, allow_symlinks: bool = False) -> str:
+    """model-signing's own hashing API, root digest as its signing payload computes it."""
+    import model_signing.hashing
+
+    config = model_signing.hashing.Config().set_allow_symlinks(allow_symlinks)
+    root = hashlib.sha256()
+    for descriptor in config.hash(path).resource_descriptors():
+        root.update(descriptor.digest.digest_value)
+    return root.hexdigest()
+
+
+def test_file_digest_is_plain_sha256(tmp_path: Path) -> None:
+    data = os.urandom(100_000)
+    (tmp_path / "m.bin").write_bytes(data)
+    manifest = hash_path(tmp_path / "m.bin")
+    assert manifest.kind == "file"
+    assert manifest.root_digest == hashlib.sha256(data).hexdigest()
+    assert manifest.model_signing_digest == library_root_digest(tmp_path / "m.bin")
+
+
+def test_directory_manifest_matches_model_signing(tmp_path: Path) -> None:
+    model = make_model(tmp_path / "model")
+    manifest = hash_path(model)
+    assert list(manifest.files) == [
+        ".hidden",
+        "a/b",
+        "a-c",
+        "empty.txt",
+        "sub/.gitignore",
+        "sub/deep/model.bin",
+    ]
+    assert manifest.files["a/b"] == hashlib.sha256(b"weights-b").hexdigest()
+    assert manifest.root_digest == library_root_digest(model)
+    assert model_signing_root_digest(model) == manifest.root_digest
+
+
+def test_signature_subject_equals_root_digest(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from model_signing import signing
+
+    model = make_model(tmp_path / "model")
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_path = tmp_path / "key.pem"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    signing.Config().use_elliptic_key_signer(private_key=key_path).sign(model, tmp_path / "m.sig")
+    bundle = json.loads((tmp_path / "m.sig").read_text())
+    payload = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    assert payload["subject"][0]["digest"]["sha256"] == hash_path(model).root_digest
+
+
+def test_pipelined_reader_and_worker_counts_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = make_model(tmp_path / "model")
+    sequential = hash_path(model, workers=1)
+    monkeypatch.setattr(hashing, "PIPELINE_MIN_SIZE", 1024)
+    monkeypatch.setattr(hashing, "PIPELINE_BUFFER", 4096)
+    pipelined = hash_path(model, workers=4)
+    assert pipelined == sequential
+    assert pipelined.root_digest == library_root_digest(model)
+
+
+def test_symlink_inside_is_followed_like_model_signing(tmp_path: Path) -> None:
+    model = make_model(tmp_path / "model")
+    (model / "alias.bin").symlink_to("sub/deep/model.bin")
+    manifest = hash_path(model)
+    assert manifest.files["alias.bin"] == manifest.files["sub/deep/model.bin"]
+    assert manifest.root_digest == library_root_digest(model, allow_symlinks=True)
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("../outside.bin", "points outside"),
+        ("sub", "symlink to a directory"),
+        ("nowhere", "broken or looping symlink"),
+    ],
+)
+def test_unsafe_symlinks_are_refused(tmp_path: Path, target: str, message: str) -> None:
+    model = make_model(tmp_path / "model")
+    (tmp_path / "outside.bin").write_bytes(b"secret")
+    (model / "sub" / "link").symlink_to(Path("..") / target)
+    with pytest.raises(StorageError, match=message) as info:
+        hash_path(model)
+    assert str(model / "sub" / "link") in str(info.value)
+
+
+def test_compare_reports_changed_added_missing(tmp_path: Path) -> None:
+    model = make_model(tmp_path / "model")
+    manifest = hash_path(model)
+    assert compare(manifest, model).matches
+    (model / "a" / "b").write_bytes(b"tampered")
+    (model / "a-c").unlink()
+    (model / "sub" / "new.py").write_bytes(b"import os")
+    (model / ".git" / "ORIG_HEAD").write_bytes(b"ignored")
+    diff = compare(manifest, model)
+    assert (diff.changed, diff.added, diff.missing) == (("a/b",), ("sub/new.py",), ("a-c",))
+    assert not diff.matches
+
+
+def test_compare_file_and_kind_mismatch(tmp_path: Path) -> None:
+    (tmp_path / "m.bin").write_bytes(b"one")
+    manifest = hash_path(tmp_path / "m.bin")
+    (tmp_path / "m.bin").write_bytes(b"two")
+    assert compare(manifest, tmp_path / "m.bin").changed == ("m.bin",)
+    with pytest.raises(DataError, match="is a directory but the manifest describes a file"):
+        compare(manifest, tmp_path)
+
+
+def test_manifest_json_round_trip_and_tampering(tmp_path: Path) -> None:
+    manifest = hash_path(make_model(tmp_path / "model"))
+    assert Manifest.from_json(manifest.to_json()) == manifest
+    data = json.loads(manifest.to_json())
+    data["files"]["a/b"] = "0" * 64
+    with pytest.raises(DataError, match="root_digest: .* does not match its files"):
+        Manifest.from_dict(data)
+    data = json.loads(manifest.to_json())
+    data["files"]["a/b"] = "XYZ"
+    with pytest.raises(DataError, match=r"files\['a/b'\]"):
+        Manifest.from_dict(data)
+    with pytest.raises(DataError, match="not valid JSON"):
+        Manifest.from_json("{")
+
+
+def test_missing_path_and_uris(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="no such file or directory"):
+        hash_path(tmp_path / "absent")
+    with pytest.raises(StorageError, match="local path"):
+        hash_path("s3://bucket/model")
+    (tmp_path / "m.bin").write_bytes(b"x")
+    assert hash_path((tmp_path / "m.bin").as_uri()).root_digest == hashlib.sha256(b"x").hexdigest()
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(cli_main, "COMMAND_MODULES", ("mlsecops_provider.core.cli.hash_cmd",))
+    return cli_main.main
+
+
+def test_cli_hash_and_verify_exit_codes(tmp_path: Path, cli, capsys) -> None:
+    model = make_model(tmp_path / "model")
+    out = tmp_path / "manifest.json"
+    assert cli(["hash", str(model), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == library_root_digest(model)
+    assert cli(["verify", str(model), "--manifest", str(out)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+    (model / "a" / "b").write_bytes(b"tampered")
+    (model / "extra").write_bytes(b"new")
+    assert cli(["verify", str(model), "--manifest", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "changed: a/b" in printed and "added: extra" in printed
+
+    assert cli(["verify", str(tmp_path / "absent"), "--manifest", str(out)]) == 2
+    assert cli(["verify", str(model), "--manifest", str(tmp_path / "none.json")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("{}")
+    assert cli(["verify", str(model), "--manifest", str(tmp_path / "bad.json")]) == 2
+    with pytest.raises(SystemExit) as usage:  # --manifest is required
+        cli(["verify", str(model)])
+    assert usage.value.code == 2
