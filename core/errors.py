@@ -46,3 +46,11 @@ class DataError(MLSecOpsError):
 
 class LineageError(MLSecOpsError):
     """MLflow could not be reached or refused a lineage record."""
+
+
+class DependencyAuditError(MLSecOpsError):
+    """Dependencies or advisories could not be read (e.g. an unpinned requirement)."""
+
+
+class AdvisorySourceError(DependencyAuditError):
+    """The advisory service could not be reached or gave no usable answer (may be retried)."""
