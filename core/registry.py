@@ -90,3 +90,24 @@ def bootstrap_alias(client: MlflowClient, name: str, version: str, alias: str = 
     client.set_registered_model_alias(name, alias, version)
     log.info("%s@%s set to version %s (first model)", name, alias, version)
     return True
+
+
+def download_model(settings: Settings, model_uri: str, destination: str) -> str:
+    """Fetch a model's artifacts (``models:/``, ``runs:/``, file:// or s3://) into a folder."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    if settings.registry_uri:
+        mlflow.set_registry_uri(settings.registry_uri)
+    try:
+        return str(mlflow.artifacts.download_artifacts(model_uri, dst_path=destination))
+    except Exception as err:  # MLflow raises many types for a missing or unreadable model
+        raise LineageError(f"cannot download model {model_uri}: {err}") from err
+
+
+def tag_version(settings: Settings, name: str, version: str, tags: dict[str, str]) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(settings.tracking_uri, settings.registry_uri)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)

@@ -13,6 +13,7 @@ from airflow.sdk import DAG, Param
 
 from mlsecops_provider.operators.champion import BootstrapChampionOperator
 from mlsecops_provider.operators.ingest import DatasetIngestOperator
+from mlsecops_provider.operators.provenance import ProvenanceOperator
 from mlsecops_provider.operators.train import SklearnTrainOperator
 
 HOME = os.environ.get("MLSECOPS_HOME", os.path.join(os.getcwd(), ".mlsecops"))
@@ -59,5 +60,11 @@ with DAG(
         registered_model_name=MODEL_NAME,
         aws_conn_id=AWS_CONN_ID,
     )
+    provenance = ProvenanceOperator(
+        task_id="provenance",
+        model=train.output,
+        datasets={"raw": ingest.output},
+        aws_conn_id=AWS_CONN_ID,
+    )
     champion = BootstrapChampionOperator(task_id="bootstrap_champion", model=train.output)
-    ingest >> train >> champion
+    ingest >> train >> provenance >> champion

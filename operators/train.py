@@ -29,7 +29,8 @@ class SklearnTrainOperator(BaseOperator):
     :param registered_model_name: MLflow registered model name.
     :param hyperparameters: LogisticRegression keyword arguments.
     :param aws_conn_id: Airflow AWS connection for ``s3://`` URIs.
-    :return: ``{name, version, model_uri, source_uri, mlflow_run_id, metrics, dataset_sha256}``.
+    :return: ``{name, version, model_uri, source_uri, mlflow_run_id, metrics, hyperparameters,
+        dataset_sha256}``.
     """
 
     template_fields: Sequence[str] = ("dataset", "registered_model_name", "hyperparameters")
@@ -102,7 +103,12 @@ class SklearnTrainOperator(BaseOperator):
             },
         )
         self.log.info("Registered %s version %s (%s)", model.name, model.version, model.source_uri)
-        return {**model.to_dict(), "metrics": outcome.metrics, "dataset_sha256": ref.sha256}
+        return {
+            **model.to_dict(),
+            "metrics": outcome.metrics,
+            "hyperparameters": dict(config.hyperparameters),
+            "dataset_sha256": ref.sha256,
+        }
 
 
 def _metric(key: str, value: float) -> Any:

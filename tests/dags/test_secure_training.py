@@ -81,3 +81,27 @@ def test_missing_source_fails_ingest_without_retry_and_writes_nothing(
     assert ingest.try_number == 1  # bad input is not retried
     after = sorted(Path(settings.artifact_uri.removeprefix("file://")).rglob("*"))
     assert after == before
+
+
+def test_provenance_statement_matches_the_model(two_runs: dict[str, Any], tmp_path: Path) -> None:
+    import json
+
+    from mlsecops_provider.core.hashing import model_signing_root_digest
+    from mlsecops_provider.core.provenance import validate_statement
+    from mlsecops_provider.core.registry import download_model
+
+    settings = Settings.from_env()
+    lineage = LineageRecorder(settings)
+    version = lineage.client.get_model_version("mlsecops-demo", "1")
+    model_dir = download_model(settings, version.source, str(tmp_path))
+    digest = model_signing_root_digest(model_dir)
+    assert version.tags["mlsecops.model_sha256"] == digest
+    statement_path = Path(version.tags["mlsecops.provenance_uri"].removeprefix("file://"))
+    statement = json.loads(statement_path.read_text())
+    validate_statement(statement)
+    assert statement["subject"][0]["digest"]["sha256"] == digest
+    deps = {d["name"]: d for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    assert deps["dataset:raw"]["digest"]["sha256"] == two_runs["refs"][0].sha256
+    assert {"code", "environment"} <= set(deps)
+    run_id = lineage.run_for(RunKey("secure_training", two_runs["runs"][0].run_id))
+    assert lineage.client.get_run(run_id).data.tags["mlsecops.gate.provenance"] == "pass"
