@@ -5,6 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export MLSECOPS_HOME ?= $(CURDIR)/.mlsecops
+# Offline advisories for the dependency audit: the team's PyPA snapshot when present, else the
+# small set of real records the tests ship. Set MLSECOPS_OSV_URL (or nothing) to go online.
+export MLSECOPS_ADVISORY_DB ?= $(firstword $(wildcard $(CURDIR)/../shared/advisory-db) $(CURDIR)/tests/fixtures/advisories)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: install demo test test-fast lint ui clean

@@ -1,5 +1,8 @@
 """Secure training: ingest a dataset version, train, register; the gates slot in between.
 
+The environment's dependencies are audited once per run (offline advisories from
+``MLSECOPS_ADVISORY_DB``, an OSV endpoint from ``MLSECOPS_OSV_URL``, else the public OSV API).
+
 Trigger it with ``{"source_uri": "s3://bucket/path/batch.parquet"}`` (or a file path); the
 default is the demo batch written by ``mlsecops demo-data``.
 """
@@ -12,6 +15,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param
 
 from mlsecops_provider.operators.champion import BootstrapChampionOperator
+from mlsecops_provider.operators.dependency_audit import DependencyAuditOperator
 from mlsecops_provider.operators.ingest import DatasetIngestOperator
 from mlsecops_provider.operators.provenance import ProvenanceOperator
 from mlsecops_provider.operators.train import SklearnTrainOperator
@@ -60,11 +64,14 @@ with DAG(
         registered_model_name=MODEL_NAME,
         aws_conn_id=AWS_CONN_ID,
     )
+    audit = DependencyAuditOperator(task_id="audit_dependencies", aws_conn_id=AWS_CONN_ID)
     provenance = ProvenanceOperator(
         task_id="provenance",
         model=train.output,
         datasets={"raw": ingest.output},
+        gate_results=[audit.output],
         aws_conn_id=AWS_CONN_ID,
     )
     champion = BootstrapChampionOperator(task_id="bootstrap_champion", model=train.output)
     ingest >> train >> provenance >> champion
+    audit >> provenance

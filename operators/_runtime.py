@@ -12,8 +12,17 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from mlsecops_provider.core.errors import ConfigError, DataError, DigestMismatchError, NotFoundError
-from mlsecops_provider.core.evidence import EvidenceStore, GateResult
+from mlsecops_provider.core.errors import (
+    AdvisorySourceError,
+    ConfigError,
+    DataError,
+    DigestMismatchError,
+    LineageError,
+    MLSecOpsError,
+    NotFoundError,
+    StorageError,
+)
+from mlsecops_provider.core.evidence import EvidenceStore, GateResult, Verdict
 from mlsecops_provider.core.lineage import LineageRecorder, RunKey
 from mlsecops_provider.core.settings import Settings
 
@@ -97,3 +106,37 @@ def bad_input_fails_task() -> Iterator[None]:
         yield
     except (ConfigError, DataError, DigestMismatchError, NotFoundError) as err:
         raise AirflowFailException(f"{type(err).__name__}: {err}") from err
+
+
+def _transient(err: MLSecOpsError) -> bool:
+    """A service that did not answer may answer on retry; bad input never will."""
+    if isinstance(err, (NotFoundError, DigestMismatchError)):
+        return False
+    return isinstance(err, (StorageError, LineageError, AdvisorySourceError))
+
+
+@contextmanager
+def gate_errors_recorded(
+    context: Mapping[str, Any], gate: str, *, aws_conn_id: str | None = None
+) -> Iterator[None]:
+    """A gate that cannot decide records verdict ``error`` (fail closed) and fails unretried.
+
+    Transient errors (an unreachable store, tracking server or advisory service) propagate
+    unchanged so that Airflow retries the task.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except MLSecOpsError as err:
+        if _transient(err):
+            raise
+        reason = f"{type(err).__name__}: {err}"
+        result = GateResult(gate=gate, verdict=Verdict.ERROR, message=reason)
+        try:
+            record_gate(context, result, {"error": reason}, aws_conn_id=aws_conn_id)
+        except AirflowFailException:
+            raise
+        except Exception as record_err:  # the error itself is what the user must see
+            log.error("could not record the %s error: %s", gate, record_err)
+        raise AirflowFailException(f"gate {gate} error: {reason}") from err

@@ -19,8 +19,8 @@ from mlsecops_provider.core.provenance_gate import GATE, provenance_gate
 from mlsecops_provider.core.registry import download_model, tag_version
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.operators._runtime import (
-    bad_input_fails_task,
     evidence_store,
+    gate_errors_recorded,
     record_gate,
     run_key,
     s3_client_factory,
@@ -81,7 +81,7 @@ class ProvenanceOperator(BaseOperator):
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        with bad_input_fails_task():
+        with gate_errors_recorded(context, GATE, aws_conn_id=self.aws_conn_id):
             return self._provenance(context)
 
     def _provenance(self, context: Any) -> dict[str, Any]:

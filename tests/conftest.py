@@ -26,6 +26,7 @@ os.environ.update(
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "MLSECOPS_ADVISORY_DB": str(Path(__file__).parent / "fixtures" / "advisories"),
     }
 )
 

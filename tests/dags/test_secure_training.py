@@ -104,4 +104,8 @@ def test_provenance_statement_matches_the_model(two_runs: dict[str, Any], tmp_pa
     assert deps["dataset:raw"]["digest"]["sha256"] == two_runs["refs"][0].sha256
     assert {"code", "environment"} <= set(deps)
     run_id = lineage.run_for(RunKey("secure_training", two_runs["runs"][0].run_id))
-    assert lineage.client.get_run(run_id).data.tags["mlsecops.gate.provenance"] == "pass"
+    tags = lineage.client.get_run(run_id).data.tags
+    assert tags["mlsecops.gate.provenance"] == "pass"
+    assert tags["mlsecops.gate.dependency_audit"] == "pass"
+    byproducts = {b["name"] for b in statement["predicate"]["runDetails"]["byproducts"]}
+    assert "gate:dependency_audit" in byproducts
