@@ -53,6 +53,18 @@ class DatasetRef:
             raise DataError(f"not a dataset reference: {data!r:.200} ({err})") from err
 
 
+def dataset_from_xcom(value: Any) -> DatasetRef:
+    """A dataset reference from an upstream task's XCom: a DatasetRef dict, or a gate's
+    output that carries one under ``dataset``."""
+    if isinstance(value, DatasetRef):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("dataset"), dict):
+        return DatasetRef.from_dict(value["dataset"])
+    if isinstance(value, dict):
+        return DatasetRef.from_dict(value)
+    raise DataError(f"not a dataset reference: {value!r:.200}")
+
+
 def detect_format(data: bytes) -> str:
     if data[:4] == PARQUET_MAGIC and data[-4:] == PARQUET_MAGIC:
         return "parquet"

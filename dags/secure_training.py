@@ -19,6 +19,7 @@ from mlsecops_provider.operators.dependency_audit import DependencyAuditOperator
 from mlsecops_provider.operators.ingest import DatasetIngestOperator
 from mlsecops_provider.operators.provenance import ProvenanceOperator
 from mlsecops_provider.operators.train import SklearnTrainOperator
+from mlsecops_provider.operators.validation import DataValidationOperator
 
 HOME = os.environ.get("MLSECOPS_HOME", os.path.join(os.getcwd(), ".mlsecops"))
 DEFAULT_SOURCE = f"file://{HOME}/incoming/credit_batch_001.parquet"
@@ -55,9 +56,15 @@ with DAG(
         label_column=LABEL,
         aws_conn_id=AWS_CONN_ID,
     )
+    validate = DataValidationOperator(
+        task_id="validate_data",
+        dataset=ingest.output,
+        quarantine=True,
+        aws_conn_id=AWS_CONN_ID,
+    )
     train = SklearnTrainOperator(
         task_id="train",
-        dataset=ingest.output,
+        dataset=validate.output,
         label_column=LABEL,
         numeric_features=NUMERIC,
         categorical_features=CATEGORICAL,
@@ -68,10 +75,10 @@ with DAG(
     provenance = ProvenanceOperator(
         task_id="provenance",
         model=train.output,
-        datasets={"raw": ingest.output},
-        gate_results=[audit.output],
+        datasets={"raw": ingest.output, "validated": validate.output},
+        gate_results=[validate.output, audit.output],
         aws_conn_id=AWS_CONN_ID,
     )
     champion = BootstrapChampionOperator(task_id="bootstrap_champion", model=train.output)
-    ingest >> train >> provenance >> champion
+    ingest >> validate >> train >> provenance >> champion
     audit >> provenance

@@ -101,8 +101,13 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    home = configure()
     import os
+
+    # The summary is the demo's output; task logs stay quiet unless asked for.
+    level = "INFO" if os.environ.get("MLSECOPS_DEMO_VERBOSE") else "WARNING"
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", level)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    home = configure()
 
     print(f"MLSECOPS_HOME={home}\nMLFLOW_TRACKING_URI={os.environ['MLFLOW_TRACKING_URI']}")
     uris = prepare(home)

@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from mlsecops_provider.core.datasets import DatasetRef
+from mlsecops_provider.core.datasets import dataset_from_xcom
 from mlsecops_provider.core.lineage import LineageRecorder, RunKey
 from mlsecops_provider.core.provenance import RunInfo, statement_bytes
 from mlsecops_provider.core.provenance_gate import GATE, provenance_gate
@@ -87,7 +87,7 @@ class ProvenanceOperator(BaseOperator):
     def _provenance(self, context: Any) -> dict[str, Any]:
         settings = Settings.from_env()
         key = run_key(context)
-        datasets = {n: DatasetRef.from_dict(r) for n, r in dict(self.datasets).items()}
+        datasets = {n: dataset_from_xcom(r) for n, r in dict(self.datasets).items()}
         dag_run = context.get("dag_run")
         started = getattr(dag_run, "start_date", None) or datetime.now(UTC)
         run = RunInfo.for_dag_run(builder_id(), key.dag_id, key.run_id, started, datetime.now(UTC))

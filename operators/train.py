@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from mlsecops_provider.core.datasets import DatasetRef, read_table
+from mlsecops_provider.core.datasets import dataset_from_xcom, read_table
 from mlsecops_provider.core.lineage import LineageRecorder
 from mlsecops_provider.core.registry import log_and_register_sklearn
 from mlsecops_provider.core.settings import Settings
@@ -22,7 +22,8 @@ class SklearnTrainOperator(BaseOperator):
     bytes changed since the upstream task recorded them fail the task. The model is logged
     in the skops format (no pickle) to the DAG run's MLflow run and registered.
 
-    :param dataset: dataset reference from an upstream task (``{uri, sha256, ...}``).
+    :param dataset: dataset reference from an upstream task (``{uri, sha256, ...}``, or a gate's
+        output carrying one under ``dataset``).
     :param label_column: label column.
     :param numeric_features: numeric feature columns.
     :param categorical_features: categorical feature columns (one-hot encoded).
@@ -63,7 +64,7 @@ class SklearnTrainOperator(BaseOperator):
 
     def _train(self, context: Any) -> dict[str, Any]:
         settings = Settings.from_env()
-        expected = DatasetRef.from_dict(self.dataset)
+        expected = dataset_from_xcom(self.dataset)
         frame, ref = read_table(expected.uri, expected.sha256, s3_client_factory(self.aws_conn_id))
         self.log.info("Verified %s (sha256 %s, %d rows)", ref.uri, ref.sha256, ref.rows)
         config = TrainingConfig(

@@ -34,4 +34,6 @@ def test_secure_training_uses_the_provider_operators(dagbag) -> None:  # type: i
     modules = {type(t).__module__ for t in dag.tasks}
     assert all(m.startswith("mlsecops_provider.operators.") for m in modules)
     assert dag.max_active_runs == 1
-    assert [t.task_id for t in dag.topological_sort()][:2] == ["ingest", "train"]
+    order = [t.task_id for t in dag.topological_sort()]
+    chain = ["ingest", "validate_data", "train", "provenance"]
+    assert [order.index(t) for t in chain] == sorted(order.index(t) for t in chain)

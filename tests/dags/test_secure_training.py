@@ -25,6 +25,18 @@ def _run(source_uri: str) -> Any:
     return dag.test(run_conf={"source_uri": source_uri})
 
 
+def _xcom(dag_run: Any, task_id: str) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    query = XComModel.get_many(
+        run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key="return_value"
+    )
+    with create_session() as session:
+        row = session.scalars(query).first()
+        return XComModel.deserialize_value(row)
+
+
 def _states(dag_run: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
 
@@ -54,7 +66,10 @@ def test_mlflow_run_carries_datasets_with_digests(two_runs: dict[str, Any]) -> N
         ]
         for i in inputs
     }
-    assert digests == {"raw": ref.sha256, "training": ref.sha256}
+    assert digests["raw"] == ref.sha256  # ingest copies the bytes unchanged
+    validated = _xcom(two_runs["runs"][0], "validate_data")["dataset"]
+    assert digests["training"] == validated["sha256"]  # training reads what validation wrote
+    assert run.data.tags["mlsecops.gate.data_validation"] in ("pass", "warn")
     assert run.data.tags["mlsecops.dag_id"] == "secure_training"
     assert 0.5 < run.data.metrics["train.roc_auc"] <= 1.0
 
@@ -65,7 +80,8 @@ def test_first_version_is_champion_and_stays_champion(two_runs: dict[str, Any]) 
     assert sorted(int(v.version) for v in versions) == [1, 2]
     assert alias_version(lineage.client, "mlsecops-demo", "champion") == "1"
     by_version = {str(v.version): v for v in versions}
-    assert by_version["1"].tags["mlsecops.dataset_sha256"] == two_runs["refs"][0].sha256
+    validated = _xcom(two_runs["runs"][0], "validate_data")["dataset"]
+    assert by_version["1"].tags["mlsecops.dataset_sha256"] == validated["sha256"]
 
 
 def test_missing_source_fails_ingest_without_retry_and_writes_nothing(

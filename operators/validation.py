@@ -1,0 +1,136 @@
+"""DataValidationOperator: Great Expectations suite plus data-poisoning screens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from mlsecops_provider.core.datasets import DatasetRef, dataset_from_xcom, read_table, write_table
+from mlsecops_provider.core.evidence import EvidenceStore
+from mlsecops_provider.core.poisoning import screen_dataset
+from mlsecops_provider.core.policy import load_policy
+from mlsecops_provider.core.settings import Settings
+from mlsecops_provider.core.storage import normalise_uri
+from mlsecops_provider.core.validation import GATE, ValidationConfig, load_suite, validate_dataset
+from mlsecops_provider.operators._runtime import (
+    evidence_store,
+    gate_errors_recorded,
+    record_gate,
+    run_key,
+    s3_client_factory,
+)
+from mlsecops_provider.operators.links import EvidenceLink
+
+DEFAULT_SUITE = str(
+    Path(__file__).resolve().parent.parent / "include" / "suites" / "credit_risk.json"
+)
+
+
+class DataValidationOperator(BaseOperator):
+    """Validate a dataset against a GX 1.x suite and screen it for poisoning.
+
+    The screens compare the batch with a reference (drift per column, label shift, outliers,
+    injected duplicates). With ``quarantine=True`` outlier rows move to a separate dataset, the
+    suite validates the rows that remain, and the task's output dataset is those rows; the
+    counts are in the report, nothing is dropped silently. The full GX result and a Data Docs
+    page go to the evidence store.
+
+    :param dataset: dataset reference from upstream (digest verified) or a URI. Templated.
+    :param suite: expectation suite JSON path or URI (default: the demo's credit-risk suite).
+    :param reference: reference dataset (reference dict or URI); None skips the comparisons.
+    :param policy_path: policy YAML (section ``gates.data_validation``); None: the default.
+    :param quarantine: move outlier rows into ``data/quarantine.parquet``.
+    :param aws_conn_id: Airflow AWS connection for ``s3://`` URIs.
+    :return: the gate summary plus ``dataset`` (what downstream should read) and
+        ``data_docs_uri``.
+    """
+
+    template_fields: Sequence[str] = ("dataset", "suite", "reference", "policy_path")
+    operator_extra_links = (EvidenceLink(),)
+    ui_color = "#e6f4f1"
+
+    def __init__(
+        self,
+        *,
+        dataset: Any,
+        suite: str = DEFAULT_SUITE,
+        reference: Any = None,
+        policy_path: str | None = None,
+        quarantine: bool = False,
+        aws_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dataset = dataset
+        self.suite = suite
+        self.reference = reference
+        self.policy_path = policy_path
+        self.quarantine = quarantine
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        with gate_errors_recorded(context, GATE, aws_conn_id=self.aws_conn_id):
+            return self._validate(context)
+
+    def _read(self, value: Any) -> tuple[Any, DatasetRef]:
+        factory = s3_client_factory(self.aws_conn_id)
+        if isinstance(value, str):
+            return read_table(normalise_uri(value), None, factory)
+        expected = dataset_from_xcom(value)
+        return read_table(expected.uri, expected.sha256, factory)
+
+    def _validate(self, context: Any) -> dict[str, Any]:
+        config = ValidationConfig.from_policy(load_policy(self.policy_path or None))
+        suite = load_suite(normalise_uri(self.suite) if "://" in self.suite else self.suite)
+        frame, ref = self._read(self.dataset)
+        reference, reference_ref = self._read(self.reference) if self.reference else (None, None)
+        self.log.info("Validating %s (%d rows) with suite %s", ref.uri, ref.rows, suite.name)
+        subjects = {"data": f"sha256:{ref.sha256}"}
+        if reference_ref is not None:
+            subjects["reference"] = f"sha256:{reference_ref.sha256}"
+        screens = None
+        if config.screens.enabled:
+            screens = screen_dataset(frame, reference, config.screens, quarantine=self.quarantine)
+        key = run_key(context)
+        output, quarantine = ref, None
+        if self.quarantine and screens is not None and screens.outlier_mask is not None:
+            # The screens judged the whole batch; the suite judges what training will read.
+            output, quarantine = self._split(frame, screens.outlier_mask, key)
+            frame = frame[~screens.outlier_mask]
+        result, details = validate_dataset(frame, suite, reference, config, subjects, screens)
+        if quarantine:
+            details["quarantine"] = quarantine
+        store = evidence_store(self.aws_conn_id)
+        page = details.pop("data_docs_html", None)
+        docs_uri = self._store_docs(store, key.dag_id, key.run_id, page)
+        summary = record_gate(context, result, details, aws_conn_id=self.aws_conn_id)
+        return {**summary, "dataset": output.to_dict(), "data_docs_uri": docs_uri}
+
+    def _store_docs(
+        self, store: EvidenceStore, dag_id: str, run_id: str, page: str | None
+    ) -> str | None:
+        if not page:
+            return None
+        ref = store.put_bytes(
+            store.uri_for(dag_id, run_id, GATE, "data_docs.html"), page.encode(), "text/html"
+        )
+        self.log.info("Data Docs: %s", ref.uri)
+        return ref.uri
+
+    def _split(self, frame: Any, mask: Any, key: Any) -> tuple[DatasetRef, dict[str, Any]]:
+        """Write kept rows and quarantined rows as two datasets; return the kept one."""
+        settings = Settings.from_env()
+        factory = s3_client_factory(self.aws_conn_id)
+        kept_uri = settings.run_artifact_uri(key.dag_id, key.run_id, "data", "validated.parquet")
+        quarantine_uri = settings.run_artifact_uri(
+            key.dag_id, key.run_id, "data", "quarantine.parquet"
+        )
+        kept = write_table(frame[~mask].reset_index(drop=True), kept_uri, s3_client_factory=factory)
+        held = write_table(
+            frame[mask].reset_index(drop=True), quarantine_uri, s3_client_factory=factory
+        )
+        self.log.info("Quarantined %d of %d rows into %s", held.rows, len(frame), held.uri)
+        return kept, {"kept": kept.to_dict(), "quarantined": held.to_dict()}
