@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
-from mlsecops_provider.core.errors import DigestMismatchError, NotFoundError, StorageError
+from mlsecops_provider.core.errors import (
+    ConfigError,
+    DigestMismatchError,
+    NotFoundError,
+    StorageError,
+)
 
 S3ClientFactory = Callable[[], Any]
 CHUNK = 1 << 20
@@ -101,6 +106,27 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
+SSE_MODES = ("AES256", "aws:kms")
+
+
+def sse_put_args(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Server-side encryption for every S3 write, from ``MLSECOPS_S3_SSE`` (``AES256`` or
+    ``aws:kms``) and ``MLSECOPS_S3_SSE_KMS_KEY_ID``."""
+    env = dict(os.environ if env is None else env)
+    mode = env.get("MLSECOPS_S3_SSE", "")
+    key_id = env.get("MLSECOPS_S3_SSE_KMS_KEY_ID", "")
+    if not mode and not key_id:
+        return {}
+    if key_id and mode in ("", "aws:kms"):
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_id}
+    if mode not in SSE_MODES or key_id:
+        raise ConfigError(
+            f"MLSECOPS_S3_SSE={mode!r}: expected one of {SSE_MODES}"
+            + (" (a KMS key id needs aws:kms)" if key_id else "")
+        )
+    return {"ServerSideEncryption": mode}
+
+
 def default_s3_client() -> Any:
     import boto3
 
@@ -108,7 +134,11 @@ def default_s3_client() -> Any:
 
 
 class S3Storage:
-    """``s3://bucket/key`` URIs through boto3; extra put arguments (e.g. SSE) via ``put_args``."""
+    """``s3://bucket/key`` URIs through boto3.
+
+    Every write carries ``put_args`` (default: the server-side encryption settings from the
+    environment, see :func:`sse_put_args`).
+    """
 
     def __init__(
         self,
@@ -117,7 +147,7 @@ class S3Storage:
     ) -> None:
         self._client_factory = client_factory
         self._client: Any = None
-        self._put_args = dict(put_args or {})
+        self._put_args = dict(sse_put_args() if put_args is None else put_args)
 
     @property
     def client(self) -> Any:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mlsecops_provider.core.errors import DigestMismatchError, StorageError
+from mlsecops_provider.core.errors import ConfigError, DigestMismatchError, StorageError
 from mlsecops_provider.core.storage import (
     LocalStorage,
     normalise_uri,
@@ -66,3 +66,25 @@ def test_paths_become_file_uris_and_segments_are_safe(tmp_path: Path) -> None:
     assert safe_segment("manual__2026-01-01T00:00:00+00:00") == "manual__2026-01-01T00_00_00_00_00"
     with pytest.raises(ValueError):
         safe_segment("..")
+
+
+def test_server_side_encryption_on_every_s3_write(
+    s3_bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from mlsecops_provider.core.evidence import EvidenceStore
+    from mlsecops_provider.core.storage import sse_put_args
+
+    monkeypatch.setenv("MLSECOPS_S3_SSE", "aws:kms")
+    monkeypatch.setenv("MLSECOPS_S3_SSE_KMS_KEY_ID", "alias/mlsecops")
+    store = EvidenceStore(f"s3://{s3_bucket}/evidence")
+    ref = store.put_json(f"s3://{s3_bucket}/evidence/d/r/g/report.json", {"a": 1})
+    head = boto3.client("s3", endpoint_url=moto_endpoint).head_object(
+        Bucket=s3_bucket, Key=ref.uri.removeprefix(f"s3://{s3_bucket}/")
+    )
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"].endswith("alias/mlsecops")
+    assert sse_put_args({"MLSECOPS_S3_SSE": "AES256"}) == {"ServerSideEncryption": "AES256"}
+    with pytest.raises(ConfigError, match="MLSECOPS_S3_SSE='DES'"):
+        sse_put_args({"MLSECOPS_S3_SSE": "DES"})
