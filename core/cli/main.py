@@ -13,7 +13,12 @@ from mlsecops_provider.core.errors import MLSecOpsError
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 # Subcommand modules, each with ``register(subparsers)``; add new ones here.
-COMMAND_MODULES = ("mlsecops_provider.core.cli.demo_data_cmd",)
+COMMAND_MODULES = (
+    "mlsecops_provider.core.cli.demo_data_cmd",
+    "mlsecops_provider.core.cli.validate_cmd",
+    "mlsecops_provider.core.cli.hash_cmd",
+    "mlsecops_provider.core.cli.audit_deps_cmd",
+)
 
 
 class _Parser(argparse.ArgumentParser):
