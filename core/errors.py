@@ -54,3 +54,15 @@ class DependencyAuditError(MLSecOpsError):
 
 class AdvisorySourceError(DependencyAuditError):
     """The advisory service could not be reached or gave no usable answer (may be retried)."""
+
+
+class SignatureError(MLSecOpsError):
+    """A signature, envelope or key does not verify (or cannot be checked): a failure."""
+
+
+class AuditLogError(MLSecOpsError):
+    """The audit log's chain is broken, or the log cannot be read or written."""
+
+
+class ConcurrentUpdateError(MLSecOpsError):
+    """Someone else changed the object between our read and our write (compare-and-set)."""

@@ -81,17 +81,6 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         raise LineageError(f"cannot read alias {alias!r} of model {name!r}: {err}") from err
 
 
-def bootstrap_alias(client: MlflowClient, name: str, version: str, alias: str = CHAMPION) -> bool:
-    """Give the first version the alias; never move an existing one (that is promotion's job)."""
-    current = alias_version(client, name, alias)
-    if current is not None:
-        log.info("%s@%s is version %s; it moves only through promotion", name, alias, current)
-        return False
-    client.set_registered_model_alias(name, alias, version)
-    log.info("%s@%s set to version %s (first model)", name, alias, version)
-    return True
-
-
 def download_model(settings: Settings, model_uri: str, destination: str) -> str:
     """Fetch a model's artifacts (``models:/``, ``runs:/``, file:// or s3://) into a folder."""
     import mlflow

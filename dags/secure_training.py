@@ -1,4 +1,6 @@
-"""Secure training: ingest a dataset version, train, register; the gates slot in between.
+"""Secure training: every step behind a gate, every gate with evidence in MLflow.
+
+ingest -> validate (GX + poisoning screens) -> train -> provenance (SLSA) -> signed promotion.
 
 The environment's dependencies are audited once per run (offline advisories from
 ``MLSECOPS_ADVISORY_DB``, an OSV endpoint from ``MLSECOPS_OSV_URL``, else the public OSV API).
@@ -12,11 +14,12 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param
 
-from mlsecops_provider.operators.champion import BootstrapChampionOperator
 from mlsecops_provider.operators.dependency_audit import DependencyAuditOperator
 from mlsecops_provider.operators.ingest import DatasetIngestOperator
+from mlsecops_provider.operators.promotion import SignedPromotionGateOperator
 from mlsecops_provider.operators.provenance import ProvenanceOperator
 from mlsecops_provider.operators.train import SklearnTrainOperator
 from mlsecops_provider.operators.validation import DataValidationOperator
@@ -25,6 +28,10 @@ HOME = os.environ.get("MLSECOPS_HOME", os.path.join(os.getcwd(), ".mlsecops"))
 DEFAULT_SOURCE = f"file://{HOME}/incoming/credit_batch_001.parquet"
 MODEL_NAME = os.environ.get("MLSECOPS_MODEL_NAME", "mlsecops-demo")
 AWS_CONN_ID = os.environ.get("MLSECOPS_AWS_CONN_ID") or None
+POLICY_PATH = os.environ.get("MLSECOPS_POLICY") or None
+SIGNING_CONN_ID = os.environ.get("MLSECOPS_SIGNING_CONN_ID") or None  # password = PEM key
+SIGNING_KEY_PATH = os.environ.get("MLSECOPS_SIGNING_KEY_PATH", f"{HOME}/keys/promotion.key.pem")
+REQUIRE_APPROVAL = os.environ.get("MLSECOPS_REQUIRE_APPROVAL", "").lower() in ("1", "true", "yes")
 LABEL = "default"
 NUMERIC = (
     "age",
@@ -79,6 +86,27 @@ with DAG(
         gate_results=[validate.output, audit.output],
         aws_conn_id=AWS_CONN_ID,
     )
-    champion = BootstrapChampionOperator(task_id="bootstrap_champion", model=train.output)
-    ingest >> validate >> train >> provenance >> champion
+    approve = None
+    if REQUIRE_APPROVAL:  # a Reject skips `promote`: the champion stays
+        approve = ApprovalOperator(
+            task_id="approve_promotion",
+            subject="Promote {{ ti.xcom_pull(task_ids='train')['name'] }} "
+            "v{{ ti.xcom_pull(task_ids='train')['version'] }} to champion?",
+            body="Gate verdicts and evidence links are on this run's tasks and its MLflow run.",
+            response_timeout=timedelta(hours=24),
+        )
+        provenance >> approve
+    promote = SignedPromotionGateOperator(
+        task_id="promote",
+        model=train.output,
+        provenance=provenance.output,
+        gate_results=[validate.output, audit.output],
+        policy_path=POLICY_PATH,
+        signing_key_conn_id=SIGNING_CONN_ID,
+        signing_key_path=SIGNING_KEY_PATH,
+        approval=approve.output if approve else None,
+        require_approval=REQUIRE_APPROVAL or None,  # None: the policy decides
+        aws_conn_id=AWS_CONN_ID,
+    )
+    ingest >> validate >> train >> provenance >> promote
     audit >> provenance

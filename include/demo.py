@@ -1,7 +1,9 @@
 """``make demo``: generate data, run ``secure_training`` twice with ``dag.test()``, summarise.
 
-Run 1 trains on the first batch and makes the first champion; run 2 trains on a newer
-batch and meets that champion. Everything lands under ``MLSECOPS_HOME`` unless the standard
+Run 1 trains on the first batch and its signed promotion makes the first champion; run 2
+trains on a newer batch and is promoted (or refused) against that champion. The demo ends as
+a consumer would: ``mlsecops verify-promotion`` on the champion, then
+``mlsecops audit verify``. Everything lands under ``MLSECOPS_HOME`` unless the standard
 variables point elsewhere (e.g. ``MLFLOW_TRACKING_URI`` at a tracking server).
 """
 
@@ -33,6 +35,30 @@ def prepare(home: Path) -> list[str]:
         stdout=subprocess.DEVNULL,
     )
     return uris
+
+
+def ensure_keys(home: Path) -> None:
+    """The demo's promotion key pair (git-ignored, under MLSECOPS_HOME/keys)."""
+    from mlsecops_provider.core.signing import ensure_demo_keys
+
+    pair = ensure_demo_keys(home)
+    print(f"signing key id {pair.key_id} (public key {pair.public_path})")
+
+
+def verify_champion(home: Path, model_name: str = "mlsecops-demo") -> bool:
+    """What a consumer runs before loading the champion, then the audit chain."""
+    from mlsecops_provider.core.cli import main as cli
+
+    ok = True
+    public_key = str(home / "keys" / "promotion.pub.pem")
+    for args in (
+        ["verify-promotion", "--registered-model", model_name, "--alias", "champion"]
+        + ["--public-key", public_key],
+        ["audit", "verify"],
+    ):
+        print(f"\n$ mlsecops {' '.join(args)}")
+        ok = cli(args) == 0 and ok
+    return ok
 
 
 def run_dag(source_uri: str) -> Any:
@@ -72,7 +98,7 @@ def summarise(dag_run: Any) -> dict[str, Any]:
         "gates": gates,
         "mlflow_run_id": mlflow_run_id,
         "model": model,
-        "champion_bootstrap": tags.get("mlsecops.champion_bootstrap"),
+        "promotion": tags.get("mlsecops.gate.promotion"),
     }
 
 
@@ -96,7 +122,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"  model version   {model['name']} v{model['version']}")
         print(
             f"  champion alias  {model['name']}@champion -> v{model['champion_version']}"
-            f" ({summary['champion_bootstrap'] or 'unchanged'})"
+            f" (promotion {summary['promotion'] or 'not run'})"
         )
 
 
@@ -110,6 +136,7 @@ def main() -> int:
     home = configure()
 
     print(f"MLSECOPS_HOME={home}\nMLFLOW_TRACKING_URI={os.environ['MLFLOW_TRACKING_URI']}")
+    ensure_keys(home)
     uris = prepare(home)
     ok = True
     for uri in uris:
@@ -117,6 +144,7 @@ def main() -> int:
         summary = summarise(run_dag(uri))
         print_summary(summary)
         ok = ok and summary["state"] == "success"
+    ok = verify_champion(home) and ok
     print(
         "\nNext: browse MLflow with\n"
         f"  .venv/bin/mlflow ui --backend-store-uri {os.environ['MLFLOW_TRACKING_URI']} "

@@ -19,8 +19,27 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "mlsecops_provider.operators.ingest",
                     "mlsecops_provider.operators.train",
-                    "mlsecops_provider.operators.champion",
+                    "mlsecops_provider.operators.validation",
+                    "mlsecops_provider.operators.dependency_audit",
+                    "mlsecops_provider.operators.provenance",
+                    "mlsecops_provider.operators.promotion",
+                    "mlsecops_provider.operators.rollback",
                 ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "MLSecOps",
+                "python-modules": [
+                    "mlsecops_provider.sensors.new_dataset",
+                    "mlsecops_provider.sensors.drift",
+                ],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "MLSecOps",
+                "python-modules": ["mlsecops_provider.sensors.triggers.new_dataset"],
             }
         ],
         "extra-links": ["mlsecops_provider.operators.links.EvidenceLink"],

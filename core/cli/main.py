@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "mlsecops_provider.core.cli.validate_cmd",
     "mlsecops_provider.core.cli.hash_cmd",
     "mlsecops_provider.core.cli.audit_deps_cmd",
+    "mlsecops_provider.core.cli.promotion_cmd",
 )
 
 

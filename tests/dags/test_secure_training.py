@@ -43,6 +43,9 @@ def _states(dag_run: Any) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def two_runs(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from mlsecops_provider.core.signing import ensure_demo_keys
+
+    ensure_demo_keys(Settings.from_env().home)
     folder = tmp_path_factory.mktemp("incoming")
     first = write_table(generate(800, seed=7), (folder / "b1.parquet").as_uri())
     second = write_table(generate(800, seed=11), (folder / "b2.parquet").as_uri())
@@ -74,14 +77,22 @@ def test_mlflow_run_carries_datasets_with_digests(two_runs: dict[str, Any]) -> N
     assert 0.5 < run.data.metrics["train.roc_auc"] <= 1.0
 
 
-def test_first_version_is_champion_and_stays_champion(two_runs: dict[str, Any]) -> None:
-    lineage = LineageRecorder(Settings.from_env())
+def test_second_version_is_promoted_with_a_verifiable_signed_record(
+    two_runs: dict[str, Any],
+) -> None:
+    from mlsecops_provider.core.promotion import verify_promotion
+
+    settings = Settings.from_env()
+    lineage = LineageRecorder(settings)
     versions = lineage.client.search_model_versions("name = 'mlsecops-demo'")
     assert sorted(int(v.version) for v in versions) == [1, 2]
-    assert alias_version(lineage.client, "mlsecops-demo", "champion") == "1"
+    assert alias_version(lineage.client, "mlsecops-demo", "champion") == "2"
+    assert alias_version(lineage.client, "mlsecops-demo", "previous-champion") == "1"
     by_version = {str(v.version): v for v in versions}
     validated = _xcom(two_runs["runs"][0], "validate_data")["dataset"]
     assert by_version["1"].tags["mlsecops.dataset_sha256"] == validated["sha256"]
+    public_key = (settings.home / "keys" / "promotion.pub.pem").read_bytes()
+    assert verify_promotion("mlsecops-demo", "champion", public_key).verified
 
 
 def test_missing_source_fails_ingest_without_retry_and_writes_nothing(
@@ -92,7 +103,7 @@ def test_missing_source_fails_ingest_without_retry_and_writes_nothing(
     dag_run = _run((tmp_path / "absent.parquet").as_uri())
     states = _states(dag_run)
     assert str(dag_run.state) == "failed"
-    assert states["ingest"] == "failed" and states["train"] == "upstream_failed"
+    assert states["ingest"] == "failed" and states["promote"] == "upstream_failed"
     ingest = next(t for t in dag_run.get_task_instances() if t.task_id == "ingest")
     assert ingest.try_number == 1  # bad input is not retried
     after = sorted(Path(settings.artifact_uri.removeprefix("file://")).rglob("*"))
