@@ -66,3 +66,7 @@ class AuditLogError(MLSecOpsError):
 
 class ConcurrentUpdateError(MLSecOpsError):
     """Someone else changed the object between our read and our write (compare-and-set)."""
+
+
+class UnsafeModelError(MLSecOpsError):
+    """The model did not pass the scan (or could not be scanned), so it was not loaded."""

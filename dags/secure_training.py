@@ -15,7 +15,7 @@ import os
 from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 from mlsecops_provider.operators.dependency_audit import DependencyAuditOperator
 from mlsecops_provider.operators.ingest import DatasetIngestOperator
@@ -32,6 +32,9 @@ POLICY_PATH = os.environ.get("MLSECOPS_POLICY") or None
 SIGNING_CONN_ID = os.environ.get("MLSECOPS_SIGNING_CONN_ID") or None  # password = PEM key
 SIGNING_KEY_PATH = os.environ.get("MLSECOPS_SIGNING_KEY_PATH", f"{HOME}/keys/promotion.key.pem")
 REQUIRE_APPROVAL = os.environ.get("MLSECOPS_REQUIRE_APPROVAL", "").lower() in ("1", "true", "yes")
+RETRAIN_REQUEST = Asset("mlsecops://retrain-request")  # emitted by retrain_on_drift
+# The newest retrain request of an asset-triggered run; manual runs use params.source_uri.
+REQUEST = "(triggering_asset_events.values() | first | sort(attribute='timestamp') | last).extra"
 LABEL = "default"
 NUMERIC = (
     "age",
@@ -47,7 +50,9 @@ CATEGORICAL = ("employment_type", "region", "purpose")
 with DAG(
     dag_id="secure_training",
     description="Train a credit-risk model behind security gates, with evidence in MLflow",
-    schedule=None,
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=RETRAIN_REQUEST
+    ),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -58,7 +63,8 @@ with DAG(
 ) as dag:
     ingest = DatasetIngestOperator(
         task_id="ingest",
-        source_uri="{{ params.source_uri }}",
+        source_uri="{{ " + REQUEST + "['uri'] if triggering_asset_events else params.source_uri }}",
+        source_sha256="{{ " + REQUEST + "['sha256'] if triggering_asset_events else '' }}",
         dataset_name="raw",
         label_column=LABEL,
         aws_conn_id=AWS_CONN_ID,

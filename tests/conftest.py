@@ -40,6 +40,15 @@ def session_home() -> Path:
     return _SESSION_HOME
 
 
+@pytest.fixture(scope="session", autouse=True)
+def promotion_keys() -> Path:
+    """The session's promotion key pair, where the default policy and the DAG look for it."""
+    from mlsecops_provider.core.signing import ensure_demo_keys
+
+    ensure_demo_keys(_SESSION_HOME)
+    return _SESSION_HOME / "keys"
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated SQLite Airflow metadata DB for this session."""

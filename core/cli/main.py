@@ -19,6 +19,9 @@ COMMAND_MODULES = (
     "mlsecops_provider.core.cli.hash_cmd",
     "mlsecops_provider.core.cli.audit_deps_cmd",
     "mlsecops_provider.core.cli.promotion_cmd",
+    "mlsecops_provider.core.cli.drift_cmd",
+    "mlsecops_provider.core.cli.scan_model_cmd",
+    "mlsecops_provider.core.cli.shadow_eval_cmd",
 )
 
 

@@ -1,0 +1,396 @@
+"""Model file formats recognised by content (magic bytes), never by file name.
+
+Holds the byte-range abstraction (:class:`Blob`) the scanners read through without copying
+whole files, the :class:`Finding` record, format detection, validators for the formats that
+carry no code (safetensors, ``.npy`` headers, JSON/text), decompression with a size limit,
+and a zip reader that behaves like torch's (central directory first, local headers read by
+hand, CRC and flag bits ignored so that they cannot hide a member from the scan).
+"""
+
+from __future__ import annotations
+
+import ast
+import codecs
+import io
+import json
+import math
+import pickletools
+import struct
+import zipfile
+import zlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+ERROR = "error"
+SAFETENSORS_MAX_HEADER = 100 * 1024 * 1024
+NPY_MAX_HEADER = 10_000
+_PICKLE_OPCODES = frozenset(op.code.encode("latin-1")[0] for op in pickletools.opcodes)
+_SAFETENSORS_BITS = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16,
+    "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64,
+    "F64": 64, "C64": 64, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in one file (``file`` is ``path[:zip member[:...]]``)."""
+
+    file: str
+    severity: str
+    reason: str
+    offset: int | None = None
+    opcode: str | None = None
+    global_name: str | None = None
+    scanner: str = "mlsecops"
+
+    def __post_init__(self) -> None:
+        if self.severity not in (*SEVERITIES, ERROR):
+            raise ValueError(f"finding severity {self.severity!r} is not one of {SEVERITIES}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["global"] = data.pop("global_name")
+        return data
+
+
+def severity_rank(severity: str) -> int:
+    """info=0 ... critical=4; ``error`` ranks above everything (fail closed)."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+
+
+class Blob:
+    """A byte range ``[start, end)`` of a ``bytes`` object or an ``mmap``, read lazily."""
+
+    __slots__ = ("base", "start", "end")
+
+    def __init__(self, base: Any, start: int = 0, end: int | None = None) -> None:
+        self.base = base
+        self.start = start
+        self.end = len(base) if end is None else end
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    def read(self, offset: int, length: int) -> bytes:
+        lo = self.start + max(offset, 0)
+        return bytes(self.base[lo : min(lo + max(length, 0), self.end)])
+
+    def find(self, sub: bytes, offset: int = 0) -> int:
+        pos = int(self.base.find(sub, self.start + offset, self.end))
+        return pos - self.start if pos >= 0 else -1
+
+    def sub(self, start: int, end: int | None = None) -> Blob:
+        stop = self.end if end is None else min(self.start + end, self.end)
+        return Blob(self.base, min(self.start + start, stop), stop)
+
+    def tobytes(self) -> bytes:
+        return self.read(0, self.size)
+
+    def crc32(self) -> int:
+        crc = 0
+        for offset in range(0, self.size, 1 << 24):
+            crc = zlib.crc32(self.read(offset, 1 << 24), crc)
+        return crc
+
+    def io(self, pos: int = 0) -> BlobIO:
+        return BlobIO(self, pos)
+
+
+class BlobIO(io.RawIOBase):
+    """A seekable, read-only file object over a :class:`Blob` (for zipfile and pickles)."""
+
+    def __init__(self, blob: Blob, pos: int = 0) -> None:
+        super().__init__()
+        self.blob, self.pos = blob, pos
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        count = self.blob.size - self.pos if size is None or size < 0 else size
+        data = self.blob.read(self.pos, count)
+        self.pos += len(data)
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        newline = self.blob.find(b"\n", self.pos)
+        stop = self.blob.size if newline < 0 else newline + 1
+        return self.read(stop - self.pos)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.blob.size}[whence]
+        self.pos = max(base + offset, 0)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+
+def detect_format(blob: Blob) -> str:
+    """Name the format of ``blob`` from its first bytes (``unknown`` if none fits)."""
+    head = blob.read(0, 512)
+    if not head:
+        return "empty"
+    magic = _magic_format(head)
+    if magic:
+        return magic
+    if _looks_like_safetensors(blob, head):
+        return "safetensors"
+    if head[0] == 0x80 and len(head) > 1 and head[1] <= 5:
+        return "pickle"
+    if head[0] == 0x08 and len(head) > 2 and head[2] in b"\x12\x1a\x22\x28\x32\x3a\x42":
+        return "onnx"
+    if len(head) > 262 and head[257:262] == b"ustar":
+        return "tar"
+    if head[0] in _PICKLE_OPCODES:
+        return "pickle_candidate"  # protocol 0/1, or text that starts like one
+    if _is_text(head[:512], partial=blob.size > 512):
+        return "json" if head.lstrip()[:1] in (b"{", b"[") else "text"
+    return "unknown"
+
+
+def _magic_format(head: bytes) -> str | None:
+    checks = (
+        (b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"\x93NUMPY", "npy"),
+        (b"\x89HDF\r\n\x1a\n", "hdf5"), (b"\x1f\x8b", "gzip"), (b"BZh", "bz2"),
+        (b"\xfd7zXZ\x00", "xz"), (b"]\x00\x00", "lzma"), (b"\x04\x22\x4d\x18", "lz4"),
+    )  # fmt: skip
+    for prefix, name in checks:
+        if head.startswith(prefix):
+            return name
+    if len(head) > 1 and head[0] == 0x78 and (head[0] << 8 | head[1]) % 31 == 0:
+        return "zlib"
+    return None
+
+
+def _looks_like_safetensors(blob: Blob, head: bytes) -> bool:
+    if len(head) < 10:
+        return False
+    (length,) = struct.unpack("<Q", head[:8])
+    return 2 <= length <= blob.size - 8 and head[8:9] == b"{"
+
+
+def _is_text(data: bytes, partial: bool = False) -> bool:
+    if b"\x00" in data:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return partial and err.start >= len(data) - 3 and err.reason == "unexpected end of data"
+    return True
+
+
+def check_text(blob: Blob) -> str | None:
+    """Return why ``blob`` is not UTF-8 text, or None if it is."""
+    decoder, step = codecs.getincrementaldecoder("utf-8")(), 1 << 24
+    for offset in range(0, blob.size, step):
+        chunk = blob.read(offset, step)
+        try:
+            decoder.decode(chunk, final=offset + step >= blob.size)
+        except UnicodeDecodeError as err:
+            return f"not UTF-8 text (byte {offset + max(err.start, 0)})"
+        if b"\x00" in chunk:
+            return f"binary data in a text-looking file (NUL near byte {offset})"
+    return None
+
+
+def check_safetensors(blob: Blob) -> str | None:
+    """Validate a safetensors header; return the first problem, or None if valid."""
+    (length,) = struct.unpack("<Q", blob.read(0, 8))
+    if length > SAFETENSORS_MAX_HEADER:
+        return f"header of {length} bytes exceeds the {SAFETENSORS_MAX_HEADER} byte limit"
+    try:
+        header = json.loads(blob.read(8, length))
+    except (ValueError, UnicodeDecodeError) as err:
+        return f"header is not valid JSON ({err})"
+    if not isinstance(header, dict):
+        return "header is not a JSON object"
+    data_size, spans = blob.size - 8 - length, list[tuple[int, int, str]]()
+    for name, info in header.items():
+        problem = _check_tensor_entry(name, info, data_size, spans)
+        if problem:
+            return problem
+    spans.sort()
+    position = 0
+    for begin, end, name in spans:
+        if begin != position:
+            return f"tensor {name!r}: data_offsets leave a gap or overlap at byte {begin}"
+        position = end
+    if position != data_size:
+        return f"tensor data covers {position} of {data_size} bytes"
+    return None
+
+
+def _check_tensor_entry(name: str, info: Any, data_size: int, spans: list[Any]) -> str | None:
+    if name == "__metadata__":
+        ok = isinstance(info, dict) and all(isinstance(v, str) for v in info.values())
+        return None if ok else "__metadata__ must map strings to strings"
+    if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+        return f"tensor {name!r}: expected exactly dtype, shape and data_offsets"
+    bits = _SAFETENSORS_BITS.get(info["dtype"]) if isinstance(info["dtype"], str) else None
+    shape, offsets = info["shape"], info["data_offsets"]
+    if bits is None:
+        return f"tensor {name!r}: unknown dtype {info['dtype']!r}"
+    if not (isinstance(shape, list) and all(_is_count(d) for d in shape)):
+        return f"tensor {name!r}: shape must be a list of non-negative integers"
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_count, offsets))):
+        return f"tensor {name!r}: data_offsets must be two non-negative integers"
+    begin, end = offsets
+    nbits = math.prod(shape) * bits
+    if nbits % 8 or end - begin != nbits // 8 or end > data_size:
+        return f"tensor {name!r}: data_offsets {offsets} do not fit shape {shape} of {bits}-bit"
+    spans.append((begin, end, name))
+    return None
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+@dataclass(frozen=True)
+class NpyHeader:
+    """The parsed header of a ``.npy`` array."""
+
+    data_offset: int
+    has_object: bool
+    nbytes: int
+
+
+def parse_npy_header(blob: Blob) -> NpyHeader:
+    """Parse a ``.npy`` header; raise ValueError naming what is wrong."""
+    import numpy as np
+
+    major = blob.read(6, 1)[:1]
+    if major not in (b"\x01", b"\x02", b"\x03"):
+        raise ValueError(f"unsupported .npy version {major!r}")
+    size_fmt, start = ("<H", 10) if major == b"\x01" else ("<I", 12)
+    (hlen,) = struct.unpack(size_fmt, blob.read(8, start - 8).ljust(start - 8, b"\0"))
+    if hlen > NPY_MAX_HEADER:
+        raise ValueError(f".npy header of {hlen} bytes exceeds {NPY_MAX_HEADER}")
+    text = blob.read(start, hlen).decode("utf-8" if major == b"\x03" else "latin-1")
+    try:
+        header = ast.literal_eval(text)
+        dtype = np.lib.format.descr_to_dtype(header["descr"])
+        count = math.prod(int(d) for d in header["shape"])
+    except (ValueError, SyntaxError, KeyError, TypeError) as err:
+        raise ValueError(f"malformed .npy header ({err})") from err
+    return NpyHeader(start + hlen, bool(dtype.hasobject), count * dtype.itemsize)
+
+
+def decompress(blob: Blob, fmt: str, limit: int) -> bytes:
+    """Decompress a gzip/zlib/bz2/xz/lzma stream, refusing output beyond ``limit`` bytes."""
+    import bz2
+    import lzma
+
+    factories: dict[str, Any] = {
+        "gzip": lambda: zlib.decompressobj(wbits=31),
+        "zlib": zlib.decompressobj,
+        "deflate": lambda: zlib.decompressobj(wbits=-15),
+        "bz2": bz2.BZ2Decompressor,
+        "xz": lzma.LZMADecompressor,
+        "lzma": lzma.LZMADecompressor,
+    }
+    if fmt not in factories:
+        raise ValueError(f"no decompressor for {fmt}")
+    out, data = bytearray(), blob.tobytes()
+    while data:
+        engine = factories[fmt]()
+        try:
+            out += engine.decompress(data, limit + 1 - len(out))
+        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as err:
+            raise ValueError(f"corrupt {fmt} stream ({err})") from err
+        if len(out) > limit:
+            raise ValueError(f"decompresses to more than {limit} bytes")
+        if not engine.eof:
+            raise ValueError(f"truncated {fmt} stream")
+        data = engine.unused_data if fmt == "gzip" else b""
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class ZipEntry:
+    """One member as listed by the central directory (or a local header, as fallback)."""
+
+    name: str
+    header_offset: int
+    compress_type: int
+    compress_size: int
+    file_size: int
+    crc: int
+    flag_bits: int
+
+
+def zip_entries(blob: Blob) -> tuple[list[ZipEntry], str | None]:
+    """List members from the central directory, else by walking local headers.
+
+    The second value says why the central directory could not be used (None if it could).
+    """
+    try:
+        with zipfile.ZipFile(blob.io()) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as err:
+        return _walk_local_headers(blob), f"central directory unreadable ({err})"
+    entries = [
+        ZipEntry(i.filename, i.header_offset, i.compress_type, i.compress_size, i.file_size,
+                 i.CRC, i.flag_bits)
+        for i in infos
+    ]  # fmt: skip
+    return entries, None
+
+
+_LOCAL = struct.Struct("<4s5H3L2H")
+
+
+def hidden_zip(blob: Blob) -> bool:
+    """True if a non-zip blob ends with a readable zip central directory (as zipfile sees it)."""
+    if blob.find(b"PK\x05\x06", max(0, blob.size - 65557)) < 0:
+        return False
+    entries, problem = zip_entries(blob)
+    return problem is None and bool(entries)
+
+
+def _walk_local_headers(blob: Blob) -> list[ZipEntry]:
+    entries, pos = [], blob.find(b"PK\x03\x04")
+    while pos >= 0 and pos + _LOCAL.size <= blob.size:
+        fields = _LOCAL.unpack(blob.read(pos, _LOCAL.size))
+        _, _, flags, method, _, _, crc, csize, usize, nlen, xlen = fields
+        name = blob.read(pos + _LOCAL.size, nlen).decode("utf-8", "replace")
+        start = pos + _LOCAL.size + nlen + xlen
+        if flags & 0x08 and csize == 0:  # sizes in a trailing data descriptor
+            nxt = blob.find(b"PK\x03\x04", start)
+            csize = (nxt if nxt >= 0 else blob.size) - start
+            usize = csize if method == 0 else usize
+        entries.append(ZipEntry(name, pos, method, csize, usize, crc, flags))
+        pos = blob.find(b"PK\x03\x04", max(start + csize, pos + 4))
+    return entries
+
+
+def zip_member(blob: Blob, entry: ZipEntry, limit: int) -> tuple[Blob, str | None]:
+    """The member's bytes as torch's reader sees them, plus a note if the local name differs.
+
+    Stored members are a view of ``blob`` (no copy); deflate/bzip2 are decompressed.
+    Raises ValueError if the local header is corrupt or the method is unsupported.
+    """
+    raw = blob.read(entry.header_offset, _LOCAL.size)
+    if len(raw) < _LOCAL.size or raw[:4] != b"PK\x03\x04":
+        raise ValueError(f"local header at byte {entry.header_offset} is corrupt")
+    fields = _LOCAL.unpack(raw)
+    nlen, xlen = fields[9], fields[10]
+    local_name = blob.read(entry.header_offset + _LOCAL.size, nlen).decode("utf-8", "replace")
+    note = None if local_name == entry.name else f"local header names it {local_name!r}"
+    start = entry.header_offset + _LOCAL.size + nlen + xlen
+    if start + entry.compress_size > blob.size:
+        raise ValueError(f"member data runs past the end of the archive (byte {start})")
+    data = blob.sub(start, start + entry.compress_size)
+    if entry.compress_type == zipfile.ZIP_STORED:
+        return data, note
+    methods = {zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bz2"}
+    if entry.compress_type not in methods:
+        raise ValueError(f"unsupported compression method {entry.compress_type}")
+    return Blob(decompress(data, methods[entry.compress_type], limit)), note

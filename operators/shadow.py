@@ -1,0 +1,140 @@
+"""ShadowEvaluationOperator: the candidate model against the champion on the same rows."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from mlsecops_provider.core.datasets import DatasetRef, read_table
+from mlsecops_provider.core.errors import ConfigError
+from mlsecops_provider.core.policy import load_policy
+from mlsecops_provider.core.registry import CHAMPION
+from mlsecops_provider.core.settings import Settings
+from mlsecops_provider.core.shadow import shadow_evaluate
+from mlsecops_provider.core.shadow_models import load_pair, parse_model_uri
+from mlsecops_provider.core.shadow_policy import GATE, ShadowConfig
+from mlsecops_provider.core.shadow_report import render_html
+from mlsecops_provider.core.storage import normalise_uri
+from mlsecops_provider.operators._runtime import (
+    evidence_store,
+    gate_errors_recorded,
+    record_gate,
+    run_key,
+    s3_client_factory,
+)
+from mlsecops_provider.operators.links import EvidenceLink
+
+
+class ShadowEvaluationOperator(BaseOperator):
+    """Shadow-evaluate a candidate model against the registry's champion on one dataset.
+
+    Both models predict the same rows (read through their URI, digest verified when the
+    dataset is a reference from an upstream task). Thresholds come from the policy section
+    ``gates.shadow_evaluation``; without one, the candidate fails when its primary metric is
+    worse than the champion's beyond the paired bootstrap interval. With no champion yet, or
+    when the candidate is the champion, only value thresholds apply and the report says so.
+    The JSON report and an HTML page are stored as evidence.
+
+    :param candidate: the train task's output (``{name, version, model_uri, ...}``) or a model
+        URI (``models:/name/3``, ``runs:/...``).
+    :param dataset: dataset reference from an upstream task (``{uri, sha256, ...}``) or a URI.
+    :param label_column: label column.
+    :param champion_alias: registry alias of the champion (default ``champion``).
+    :param champion_uri: the champion's model URI (default ``models:/<candidate name>@<alias>``).
+    :param policy_path: policy YAML (section ``gates.shadow_evaluation``); None: the default.
+    :param aws_conn_id: Airflow AWS connection for ``s3://`` data and evidence.
+    :return: the gate summary, with ``html_uri`` and ``html_sha256``.
+    """
+
+    template_fields: Sequence[str] = ("candidate", "dataset", "champion_uri", "policy_path")
+    operator_extra_links = (EvidenceLink(),)
+    ui_color = "#e6f0fb"
+
+    def __init__(
+        self,
+        *,
+        candidate: Any,
+        dataset: Any,
+        label_column: str,
+        champion_alias: str = CHAMPION,
+        champion_uri: str | None = None,
+        policy_path: str | None = None,
+        aws_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.candidate = candidate
+        self.dataset = dataset
+        self.label_column = label_column
+        self.champion_alias = champion_alias
+        self.champion_uri = champion_uri
+        self.policy_path = policy_path
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        with gate_errors_recorded(context, GATE, aws_conn_id=self.aws_conn_id):
+            return self._evaluate(context)
+
+    def _evaluate(self, context: Any) -> dict[str, Any]:
+        config = ShadowConfig.from_policy(load_policy(self.policy_path or None))
+        settings = Settings.from_env()
+        frame, ref = self._read_dataset()
+        candidate_uri = self._candidate_uri()
+        champion_uri = self.champion_uri or self._default_champion_uri(candidate_uri)
+        self.log.info("Candidate %s, champion %s, data %s", candidate_uri, champion_uri, ref.uri)
+        with tempfile.TemporaryDirectory(prefix="mlsecops-shadow-") as workdir:
+            candidate, champion = load_pair(
+                settings, candidate_uri, champion_uri, workdir, config.trusted_types
+            )
+            result, details = shadow_evaluate(
+                frame, self.label_column, candidate, champion, config,
+                {"data": f"sha256:{ref.sha256}"},
+            )  # fmt: skip
+        details["data"] = ref.to_dict()
+        key = run_key(context)
+        store = evidence_store(self.aws_conn_id, settings)
+        page = store.put_bytes(
+            store.uri_for(key.dag_id, key.run_id, GATE, "report.html"),
+            render_html(result, details).encode(),
+            "text/html",
+        )
+        self.log.info("HTML report %s (sha256 %s)", page.uri, page.sha256)
+        details["html"] = {"uri": page.uri, "sha256": page.sha256}
+        summary = record_gate(context, result, details, aws_conn_id=self.aws_conn_id)
+        return {**summary, "html_uri": page.uri, "html_sha256": page.sha256}
+
+    def _read_dataset(self) -> tuple[Any, DatasetRef]:
+        factory = s3_client_factory(self.aws_conn_id)
+        if isinstance(self.dataset, Mapping):
+            expected = DatasetRef.from_dict(dict(self.dataset))
+            frame, ref = read_table(expected.uri, expected.sha256, factory)
+            self.log.info("Verified %s (sha256 %s, %d rows)", ref.uri, ref.sha256, ref.rows)
+            return frame, ref
+        if isinstance(self.dataset, str) and self.dataset:
+            return read_table(normalise_uri(self.dataset), None, factory)
+        raise ConfigError(f"dataset: expected a dataset reference or a URI, got {self.dataset!r}")
+
+    def _candidate_uri(self) -> str:
+        if isinstance(self.candidate, Mapping):
+            uri = self.candidate.get("model_uri")
+            if not uri and self.candidate.get("name") and self.candidate.get("version"):
+                uri = f"models:/{self.candidate['name']}/{self.candidate['version']}"
+            if not uri:
+                raise ConfigError(f"candidate: no model_uri in {dict(self.candidate)!r:.200}")
+            return str(uri)
+        if isinstance(self.candidate, str) and self.candidate:
+            return self.candidate
+        raise ConfigError("candidate: expected a model URI or the train task's output")
+
+    def _default_champion_uri(self, candidate_uri: str) -> str:
+        name = parse_model_uri(candidate_uri).name
+        if isinstance(self.candidate, Mapping) and self.candidate.get("name"):
+            name = str(self.candidate["name"])
+        if not name:
+            raise ConfigError(
+                f"candidate {candidate_uri} is not a registered model: pass champion_uri"
+            )
+        return f"models:/{name}@{self.champion_alias}"

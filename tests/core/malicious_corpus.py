@@ -1,0 +1,381 @@
+"""A corpus of malicious and benign model files, built in code (nothing is committed).
+
+Malicious payloads only ever run ``echo pwned``; nothing here is ever unpickled. Pickles are
+written opcode by opcode where the technique needs exact bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import pickle
+import struct
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+CMD = "echo pwned"
+TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+# --- opcode emitters ------------------------------------------------------------------------
+def glob(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def ustr(text: str) -> bytes:
+    data = text.encode()
+    return b"X" + struct.pack("<I", len(data)) + data
+
+
+def tup(*items: bytes) -> bytes:
+    return b"(" + b"".join(items) + b"t"
+
+
+def call(func: bytes, *args: bytes) -> bytes:
+    return func + tup(*args) + b"R"
+
+
+P2, P4, STOP = b"\x80\x02", b"\x80\x04", b"."
+
+
+def os_system_pickle() -> bytes:
+    return P2 + call(glob("os", "system"), ustr(CMD)) + STOP
+
+
+def resolve_name_pickle() -> bytes:
+    """pkgutil.resolve_name('os:system')('echo pwned'): outside modelscan's denylist."""
+    return P2 + call(call(glob("pkgutil", "resolve_name"), ustr("os:system")), ustr(CMD)) + STOP
+
+
+# --- malicious techniques -------------------------------------------------------------------
+def _call_pickle(func: bytes, *args: bytes, protocol: bytes = P2) -> bytes:
+    return protocol + call(func, *args) + STOP
+
+
+def _opcode_pickles() -> dict[str, tuple[str, bytes]]:
+    """Classic payloads, one per opcode path (GLOBAL, INST, OBJ, NEWOBJ, EXT, protocols)."""
+    popen = P2 + glob("subprocess", "Popen") + tup(tup(ustr(CMD))) + b"\x81" + STOP
+    inner = os_system_pickle()
+    return {
+        "os_system_p2": ("model.pkl", inner),
+        "protocol0_global": ("model.pkl", b"cos\nsystem\n(S'echo pwned'\ntR."),
+        "protocol1": ("model.pkl", pickle.dumps(_OsSystem(), 1)),
+        "builtins_exec_p4": ("model.pkl", _call_pickle(glob("builtins", "exec"), ustr("1"))),
+        "inst_opcode": ("model.pkl", b"(S'echo pwned'\nios\nsystem\n."),
+        "obj_opcode": ("model.pkl", b"(cos\nsystem\nS'echo pwned'\no."),
+        "newobj_popen": ("model.pkl", popen),
+        "nested_pickle_loads": (
+            "model.pkl",
+            _call_pickle(glob("pickle", "loads"), b"C" + bytes([len(inner)]) + inner),
+        ),  # fmt: skip
+        "ext_opcode": ("model.pkl", P2 + b"\x82\x01" + tup(ustr(CMD)) + b"R" + STOP),
+        "nullifai_broken": ("model.pkl", inner[:-1] + b"\x00garbage\xff" * 4),
+        "no_extension": ("model", inner),
+    }
+
+
+def _evasive_pickles() -> dict[str, tuple[str, bytes]]:
+    """Payloads built to slip past denylists, string tracking and single-pickle scanners."""
+    methodcaller = call(glob("operator", "methodcaller"), ustr("system"), ustr(CMD))
+    module = call(glob("importlib", "import_module"), ustr("os"))
+    smuggle = (
+        P2 + call(glob("collections", "OrderedDict"))
+        + b"N}" + ustr("__setstate__") + glob("cProfile", "run") + b"s\x86b"
+        + ustr("import os; os.system('echo pwned')") + b"b" + STOP
+    )  # fmt: skip
+    short_binstring = (
+        P4 + b"U\x02osq\x00" + b"T" + struct.pack("<i", 6) + b"system" + b"\x93"
+        + tup(ustr(CMD)) + b"R" + STOP
+    )  # fmt: skip
+    memo_indirect = (
+        P4 + b"\x8c\x02os\x94" + b"2q\x05" + b"0" + b"\x8c\x06system\x94" + b"0"
+        + b"h\x05" + b"h\x02" + b"\x93" + tup(ustr(CMD)) + b"R" + STOP
+    )  # fmt: skip
+    resolver = call(glob("numpy.core", "_ufunc_reconstruct"), ustr("os"), ustr("system"))
+    dotted = P4 + ustr("posixpath") + ustr("os.system") + b"\x93" + tup(ustr(CMD)) + b"R" + STOP
+    computed = call(glob("builtins", "str"), ustr("os")) + ustr("system") + b"\x93"
+    return {
+        "pkgutil_resolve_name": ("model.pkl", resolve_name_pickle()),
+        "importlib_methodcaller": ("model.pkl", P2 + methodcaller + tup(module) + b"R" + STOP),
+        "importlib_import_module": ("model.pkl", P2 + module + STOP),
+        "cprofile_run": ("model.pkl", _call_pickle(glob("cProfile", "run"), ustr(CMD))),
+        "build_setstate_smuggling": ("model.pkl", smuggle),
+        "short_binstring_stack_global": ("model.pkl", short_binstring),
+        "memo_dup_stack_global": ("model.pkl", memo_indirect),
+        "ufunc_reconstruct_resolver": ("model.pkl", _call_pickle(resolver, ustr(CMD))),
+        "dotted_name_traversal": ("model.pkl", dotted),
+        "stack_global_computed": ("model.pkl", _call_pickle(computed, ustr(CMD), protocol=P4)),
+        "stacked_second_pickle": ("model.pkl", pickle.dumps({"w": 1}, 2) + resolve_name_pickle()),
+        "garbage_after_malicious": ("model.pkl", resolve_name_pickle() + b"\xffjunk" * 8),
+        "wrong_extension": ("weights.txt", resolve_name_pickle()),
+        "legacy_torch_stacked": ("model.pt", _legacy_torch(resolve_name_pickle())),
+    }
+
+
+class _OsSystem:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return os.system, (CMD,)
+
+
+def _legacy_torch(main: bytes, keys: tuple[str, ...] = ("0",), data: bytes = b"") -> bytes:
+    sys_info = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"int": 4}}
+    head = b"".join(pickle.dumps(v, 2) for v in (TORCH_MAGIC, 1001, sys_info))
+    return head + main + pickle.dumps(list(keys), 2) + data
+
+
+def _torch_zip(data_pkl: bytes, extra: dict[str, bytes] | None = None) -> bytes:
+    members = {
+        "archive/data.pkl": data_pkl, "archive/byteorder": b"little",
+        "archive/.format_version": b"1", "archive/.storage_alignment": b"64",
+        "archive/version": b"3\n", "archive/.data/serialization_id": b"0123456789\n",
+        **(extra or {}),
+    }  # fmt: skip
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _patch_zip(data: bytes, member: str, patch: Callable[[bytearray, int, int], None]) -> bytes:
+    """Apply ``patch(buffer, local_offset, central_offset)`` to one member's headers."""
+    buffer = bytearray(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = archive.namelist()
+        local = archive.getinfo(member).header_offset
+    central = [i for i in range(len(buffer)) if buffer[i : i + 4] == b"PK\x01\x02"]
+    patch(buffer, local, central[names.index(member)])
+    return bytes(buffer)
+
+
+def _set_flag(buffer: bytearray, local: int, central: int) -> None:
+    buffer[local + 6] |= 0x01
+    buffer[central + 8] |= 0x01
+
+
+def _bad_crc(buffer: bytearray, local: int, central: int) -> None:
+    struct.pack_into("<I", buffer, local + 14, 0xDEADBEEF)
+    struct.pack_into("<I", buffer, central + 16, 0xDEADBEEF)
+
+
+def _rename_local(buffer: bytearray, local: int, central: int) -> None:
+    buffer[local + 30 + len("archive/data.pk")] = ord("X")
+
+
+def joblib_differential() -> bytes:
+    """A joblib array whose raw bytes are a pickle payload: joblib reads them as data,
+    plain ``pickle.load`` runs them."""
+    payload = b"cos\nsystem\n(S'echo pwned'\ntR."
+    state = (
+        b"}(" + ustr("subclass") + glob("numpy", "ndarray") + ustr("shape")
+        + b"(K" + bytes([len(payload)]) + b"t" + ustr("order") + ustr("C") + ustr("dtype")
+        + call(glob("numpy", "dtype"), ustr("u1"), b"\x89", b"\x88") + ustr("allow_mmap")
+        + b"\x89u"
+    )  # fmt: skip
+    wrapper = glob("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81"
+    return P2 + wrapper + state + b"b" + payload[:-1] + b"." + STOP
+
+
+def _malicious_containers() -> dict[str, tuple[str, bytes]]:
+    evil = resolve_name_pickle()
+    torch_evil = _torch_zip(evil)
+    corrupt_first = bytearray(_plain_zip({"archive/README": b"readme", **_zip_members(torch_evil)}))
+    corrupt_first[0:4] = b"XX\x03\x04"
+    return {
+        "torch_zip_data_pkl": ("model.pt", torch_evil),
+        "torch_zip_os_system": ("model.pt", _torch_zip(os_system_pickle())),
+        "zip_flag_bits": ("model.pt", _patch_zip(torch_evil, "archive/data.pkl", _set_flag)),
+        "zip_crc_mismatch": ("model.pt", _patch_zip(torch_evil, "archive/data.pkl", _bad_crc)),
+        "zip_corrupt_first_entry": ("model.pt", bytes(corrupt_first)),
+        "zip_local_name_mismatch": (
+            "model.pt",
+            _patch_zip(torch_evil, "archive/data.pkl", _rename_local),
+        ),  # fmt: skip
+        "zip_member_txt_name": ("model.zip", _plain_zip({"notes.txt": evil, "a.json": b"{}"})),
+        "npy_object_array": ("weights.npy", _npy_object(evil)),
+        "npz_object_array": ("weights.npz", _plain_zip({"x.npy": _npy_object(evil)})),
+        "gzip_pickle": ("model.pkl.gz", gzip.compress(os_system_pickle())),
+        "joblib_zlib": ("model.joblib", _joblib_bytes(_Evil(), compress=3)),
+        "joblib_array_then_evil": ("model.joblib", _joblib_bytes(_array_then_evil())),
+        "joblib_array_differential": ("model.joblib", joblib_differential()),
+        "keras_lambda": ("model.keras", _keras_zip(_keras_layer("Lambda", "keras.layers"))),
+        "keras_foreign_module": ("model.keras", _keras_zip(_keras_layer("system", "os"))),
+        "skops_untrusted_type": ("model.skops", _skops_with_type("os", "system")),
+    }
+
+
+class _Evil:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import pkgutil
+
+        return pkgutil.resolve_name, ("os:system",)
+
+
+def _array_then_evil() -> dict[str, object]:
+    import numpy as np
+
+    return {"weights": np.arange(4096, dtype="float64"), "hook": _Evil()}
+
+
+def _joblib_bytes(value: object, compress: int = 0) -> bytes:
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(value, buffer, compress=compress)
+    return buffer.getvalue()
+
+
+def _npy_object(payload: bytes) -> bytes:
+    header = "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + payload
+
+
+def _plain_zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _keras_layer(class_name: str, module: str) -> dict[str, object]:
+    function = {"class_name": "__lambda__", "config": {"code": "4wEAAAAAAAAA"}}
+    return {"module": module, "class_name": class_name, "config": {"function": function}}
+
+
+def _keras_zip(layer: dict[str, object]) -> bytes:
+    config = {
+        "module": "keras", "class_name": "Sequential",
+        "config": {"name": "seq", "layers": [
+            {"module": "keras.layers", "class_name": "InputLayer", "config": {"shape": [3]}},
+            layer,
+        ]},
+    }  # fmt: skip
+    metadata = {"keras_version": "3.5.0", "date_saved": "2026-11-22@00:00:00"}
+    return _plain_zip(
+        {"metadata.json": json.dumps(metadata).encode(), "config.json": json.dumps(config).encode()}
+    )
+
+
+def _skops_with_type(module: str, name: str) -> bytes:
+    """A skops file whose FunctionTransformer.func is ``module.name`` instead of numpy.log1p."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    members = _zip_members(_skops_bytes(FunctionTransformer(func=_numpy_log1p())))
+    schema = json.loads(members["schema.json"])
+    func = schema["content"]["content"]["func"]
+    func["__module__"], func["__class__"] = module, name
+    members["schema.json"] = json.dumps(schema).encode()
+    return _plain_zip(members)
+
+
+def _numpy_log1p() -> object:
+    import numpy as np
+
+    return np.log1p
+
+
+def _skops_bytes(model: object) -> bytes:
+    import skops.io
+
+    return bytes(skops.io.dumps(model))
+
+
+def _zip_members(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def malicious_corpus() -> dict[str, tuple[str, bytes]]:
+    """Technique name -> (file name, bytes). Every one must be judged unsafe."""
+    return {**_opcode_pickles(), **_evasive_pickles(), **_malicious_containers()}
+
+
+# --- benign models --------------------------------------------------------------------------
+def _sklearn_pipeline() -> object:
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    rng = np.random.default_rng(0)
+    features, labels = rng.random((120, 4)), rng.integers(0, 2, 120)
+    steps = (FunctionTransformer(np.log1p), StandardScaler(), RandomForestClassifier(5))
+    return make_pipeline(*steps).fit(features, labels)
+
+
+def torch_state_dict_pickle(tensors: dict[str, tuple[str, int]]) -> bytes:
+    """``data.pkl`` as torch.save writes it: name -> (storage key, element count), float32."""
+    items = b""
+    for name, (key, numel) in tensors.items():
+        storage = tup(ustr("storage"), glob("torch", "FloatStorage"), ustr(key), ustr("cpu"),
+                      b"J" + struct.pack("<i", numel)) + b"Q"  # fmt: skip
+        args = tup(storage, b"K\x00", tup(b"J" + struct.pack("<i", numel)) , b"(K\x01t",
+                   b"\x89", call(glob("collections", "OrderedDict")))  # fmt: skip
+        items += ustr(name) + glob("torch._utils", "_rebuild_tensor_v2") + args + b"R"
+    return P2 + call(glob("collections", "OrderedDict")) + b"(" + items + b"u" + STOP
+
+
+def torch_zip_checkpoint(tensors: dict[str, bytes]) -> bytes:
+    """A torch.save-style zip of float32 tensors given as raw little-endian bytes."""
+    layout = {name: (str(i), len(raw) // 4) for i, (name, raw) in enumerate(tensors.items())}
+    extra = {f"archive/data/{i}": raw for i, raw in enumerate(tensors.values())}
+    return _torch_zip(torch_state_dict_pickle(layout), extra)
+
+
+def _safetensors(arrays: dict[str, bytes]) -> bytes:
+    header, offset, body = {"__metadata__": {"format": "pt"}}, 0, b""
+    for name, raw in arrays.items():
+        header[name] = {
+            "dtype": "F32",
+            "shape": [len(raw) // 4],
+            "data_offsets": [offset, offset + len(raw)],
+        }
+        offset, body = offset + len(raw), body + raw
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + body
+
+
+def benign_corpus() -> dict[str, tuple[str, bytes]]:
+    """Model name -> (file name, bytes). None may raise a finding."""
+    import numpy as np
+
+    model = _sklearn_pipeline()
+    floats = np.random.default_rng(1).standard_normal(2048).astype("<f4").tobytes()
+    npy, npz = io.BytesIO(), io.BytesIO()
+    np.save(npy, np.arange(100.0))
+    np.savez(npz, a=np.arange(10), b=np.ones((3, 3)))
+    legacy = _legacy_torch(torch_state_dict_pickle({"w": ("0", 4)}), ("0",),
+                           struct.pack("<q", 4) + floats[:16])  # fmt: skip
+    return {
+        "sklearn_pickle": ("model.pkl", pickle.dumps(model, 5)),
+        "sklearn_pickle_p2": ("model.pkl", pickle.dumps(model, 2)),
+        "sklearn_joblib": ("model.joblib", _joblib_bytes(model)),
+        "sklearn_joblib_zlib": ("model.joblib", _joblib_bytes(model, compress=3)),
+        "sklearn_skops": ("model.skops", _skops_bytes(model)),
+        "numpy_npy": ("weights.npy", npy.getvalue()),
+        "numpy_npz": ("weights.npz", npz.getvalue()),
+        "torch_zip": ("model.pt", torch_zip_checkpoint({"w": floats, "b": floats[:64]})),
+        "torch_legacy": ("model.pt", legacy),
+        "safetensors": ("model.safetensors", _safetensors({"w": floats, "b": floats[:32]})),
+        "json": ("config.json", json.dumps({"n_estimators": 5, "labels": ["a", "b"]}).encode()),
+        "mlmodel_yaml": ("MLmodel", b"artifact_path: model\nflavors:\n  sklearn: {}\n"),
+        "requirements": ("requirements.txt", b"cloudpickle\nmlflow\nscikit-learn==1.9.1\n"),
+        "empty": ("empty.txt", b""),
+        "gzip_pickle": ("model.pkl.gz", gzip.compress(pickle.dumps({"w": [1.0, 2.0]}, 4))),
+    }
+
+
+def write(corpus: dict[str, tuple[str, bytes]], name: str, folder: Path) -> Path:
+    """Write one corpus entry into ``folder/name/`` and return the file's path."""
+    file_name, data = corpus[name]
+    path = folder / name / file_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
