@@ -10,7 +10,10 @@ export MLSECOPS_HOME ?= $(CURDIR)/.mlsecops
 export MLSECOPS_ADVISORY_DB ?= $(firstword $(wildcard $(CURDIR)/../shared/advisory-db) $(CURDIR)/tests/fixtures/advisories)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-fast lint ui clean
+SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+BROWSER_DIR := tests/plugins/browser
+
+.PHONY: install demo test test-fast lint ui clean system-deps browser-deps postgresql screenshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +34,29 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy core
 
-test: lint
+# System packages the end-to-end tests use: Debian's PostgreSQL (tests/production) and
+# Chromium (the gate review page in a real browser), plus playwright-core from npm (no browser
+# download: it drives /usr/bin/chromium).
+system-deps: postgresql browser-deps
+
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; }
+
+browser-deps: /usr/bin/chromium $(BROWSER_DIR)/node_modules/.package-lock.json
+
+/usr/bin/chromium:
+	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+$(BROWSER_DIR)/node_modules/.package-lock.json: $(BROWSER_DIR)/package.json $(BROWSER_DIR)/package-lock.json
+	cd $(BROWSER_DIR) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+
+test: lint system-deps
 	$(BIN)/python -m pytest
+
+screenshot: install browser-deps
+	GATE_REVIEW_SCREENSHOTS=docs $(BIN)/python -m pytest tests/plugins/test_gate_review_browser.py
 
 test-fast: lint
 	$(BIN)/python -m pytest -m "not slow"

@@ -95,18 +95,28 @@ class LineageRecorder:
 
     def _find_or_create_run(self, key: RunKey) -> str:
         experiment_id = self.experiment_id(key.dag_id)
-        query = f"tags.`{TAG_DAG_ID}` = '{key.dag_id}' and tags.`{TAG_RUN_ID}` = '{key.run_id}'"
-        runs = self.client.search_runs([experiment_id], query, max_results=1)
-        if runs:
-            run_id = str(runs[0].info.run_id)
-        else:
+        run_id = self._first_run(experiment_id, key)
+        if run_id is None:
             tags = {TAG_DAG_ID: key.dag_id, TAG_RUN_ID: key.run_id}
-            run = self.client.create_run(experiment_id, tags=tags, run_name=key.run_id)
-            run_id = str(run.info.run_id)
-            log.info("Opened MLflow run %s for %s/%s", run_id, key.dag_id, key.run_id)
+            created = str(
+                self.client.create_run(experiment_id, tags=tags, run_name=key.run_id).info.run_id
+            )
+            # Two tasks of one DAG run may create a run at once: the oldest one wins.
+            run_id = self._first_run(experiment_id, key) or created
+            if run_id != created:
+                self.client.delete_run(created)
+            else:
+                log.info("Opened MLflow run %s for %s/%s", run_id, key.dag_id, key.run_id)
         if key.try_number is not None:
             self.client.set_tag(run_id, TAG_TRY, str(key.try_number))
         return run_id
+
+    def _first_run(self, experiment_id: str, key: RunKey) -> str | None:
+        query = f"tags.`{TAG_DAG_ID}` = '{key.dag_id}' and tags.`{TAG_RUN_ID}` = '{key.run_id}'"
+        runs = self.client.search_runs(
+            [experiment_id], query, max_results=1, order_by=["attributes.start_time ASC"]
+        )
+        return str(runs[0].info.run_id) if runs else None
 
     def log_dataset(
         self,

@@ -31,20 +31,20 @@ class RegisteredModel:
         return asdict(self)
 
 
-def log_and_register_sklearn(
-    settings: Settings,
-    mlflow_run_id: str,
-    model: Any,
-    registered_model_name: str,
-    input_example: pd.DataFrame,
-    tags: dict[str, str] | None = None,
-) -> RegisteredModel:
-    """Log with the skops format (no pickle) and register a new version of the model."""
+def _use(settings: Settings) -> Any:
     import mlflow
 
     mlflow.set_tracking_uri(settings.tracking_uri)
     if settings.registry_uri:
         mlflow.set_registry_uri(settings.registry_uri)
+    return mlflow
+
+
+def log_sklearn(
+    settings: Settings, mlflow_run_id: str, model: Any, input_example: pd.DataFrame
+) -> str:
+    """Log a model in the skops format (no pickle) to the run; return its ``models:/`` URI."""
+    mlflow = _use(settings)
     try:
         with mlflow.start_run(run_id=mlflow_run_id):
             info = mlflow.sklearn.log_model(
@@ -54,12 +54,26 @@ def log_and_register_sklearn(
                 input_example=input_example,
                 pip_requirements=["scikit-learn", "pandas", "skops"],
             )
-        version = mlflow.register_model(info.model_uri, registered_model_name, tags=tags)
+    except mlflow.exceptions.MlflowException as err:
+        raise LineageError(f"MLflow refused the model of run {mlflow_run_id}: {err}") from err
+    log.info("Logged model %s to MLflow run %s", info.model_uri, mlflow_run_id)
+    return str(info.model_uri)
+
+
+def register_model(
+    settings: Settings,
+    model_uri: str,
+    registered_model_name: str,
+    mlflow_run_id: str,
+    tags: dict[str, str] | None = None,
+) -> RegisteredModel:
+    """Register a logged model as a new version of ``registered_model_name``."""
+    mlflow = _use(settings)
+    try:
+        version = mlflow.register_model(model_uri, registered_model_name, tags=tags)
     except mlflow.exceptions.MlflowException as err:
         raise LineageError(f"MLflow refused model {registered_model_name!r}: {err}") from err
-    log.info(
-        "Registered %s version %s from %s", registered_model_name, version.version, info.model_uri
-    )
+    log.info("Registered %s version %s from %s", registered_model_name, version.version, model_uri)
     return RegisteredModel(
         name=registered_model_name,
         version=str(version.version),
@@ -67,6 +81,19 @@ def log_and_register_sklearn(
         source_uri=str(version.source),
         mlflow_run_id=mlflow_run_id,
     )
+
+
+def log_and_register_sklearn(
+    settings: Settings,
+    mlflow_run_id: str,
+    model: Any,
+    registered_model_name: str,
+    input_example: pd.DataFrame,
+    tags: dict[str, str] | None = None,
+) -> RegisteredModel:
+    """:func:`log_sklearn` then :func:`register_model` (no gate in between: for tests, tools)."""
+    uri = log_sklearn(settings, mlflow_run_id, model, input_example)
+    return register_model(settings, uri, registered_model_name, mlflow_run_id, tags)
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
@@ -83,11 +110,7 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
 
 def download_model(settings: Settings, model_uri: str, destination: str) -> str:
     """Fetch a model's artifacts (``models:/``, ``runs:/``, file:// or s3://) into a folder."""
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    if settings.registry_uri:
-        mlflow.set_registry_uri(settings.registry_uri)
+    mlflow = _use(settings)
     try:
         return str(mlflow.artifacts.download_artifacts(model_uri, dst_path=destination))
     except Exception as err:  # MLflow raises many types for a missing or unreadable model

@@ -58,8 +58,15 @@ def parse_model_uri(uri: str) -> ModelIdentity:
     return ModelIdentity(uri, match["name"], match["version"], match["alias"])
 
 
-def resolve_identity(settings: Settings, uri: str) -> ModelIdentity | None:
-    """Pin an alias URI to its version; None when the model exists but the alias is not set."""
+def resolve_identity(
+    settings: Settings, uri: str, first_model_ok: bool = False
+) -> ModelIdentity | None:
+    """Pin an alias URI to its version; None when the model exists but the alias is not set.
+
+    With ``first_model_ok`` a registered model that does not exist yet is also None (the
+    candidate will be its first version); otherwise it is an error, so that a misspelled name
+    never passes for "no champion yet".
+    """
     identity = parse_model_uri(uri)
     if identity.alias is None or identity.name is None:
         return identity
@@ -73,6 +80,9 @@ def resolve_identity(settings: Settings, uri: str) -> ModelIdentity | None:
         client.get_registered_model(identity.name)
     except Exception as err:
         if "RESOURCE_DOES_NOT_EXIST" in str(err) or "not found" in str(err).lower():
+            if first_model_ok:
+                log.info("No registered model %s yet: the candidate is the first", identity.name)
+                return None
             raise NotFoundError(f"{uri}: no registered model {identity.name!r}") from err
         raise LineageError(f"cannot read registered model {identity.name!r}: {err}") from err
     return None
@@ -290,6 +300,7 @@ def load_pair(
     champion_uri: str | None,
     workdir: str,
     trusted_types: tuple[str, ...] = (),
+    first_model_ok: bool = False,
 ) -> tuple[LoadedModel, LoadedModel | None]:
     """Load the candidate and the champion (None: no champion URI, or its alias is not set)."""
     identity = resolve_identity(settings, model_uri(candidate_uri))
@@ -298,7 +309,7 @@ def load_pair(
     candidate = load_model(settings, identity, str(Path(workdir, "candidate")), trusted_types)
     if not champion_uri:
         return candidate, None
-    champion_identity = resolve_identity(settings, model_uri(champion_uri))
+    champion_identity = resolve_identity(settings, model_uri(champion_uri), first_model_ok)
     if champion_identity is None:
         log.info("No champion: %s is not set", champion_uri)
         return candidate, None

@@ -40,6 +40,7 @@ class TrainingOutcome:
     metrics: dict[str, float]
     train_rows: int
     test_rows: int
+    holdout_index: Any = None  # the frame's index labels of the holdout rows
 
 
 def check_columns(frame: pd.DataFrame, config: TrainingConfig) -> None:
@@ -88,5 +89,9 @@ def train_classifier(frame: pd.DataFrame, config: TrainingConfig) -> TrainingOut
         "f1": metrics.f1_score(y_test, predicted, zero_division=0),
     }
     return TrainingOutcome(
-        model, {k: float(v) for k, v in results.items()}, len(x_train), len(x_test)
+        model,
+        {k: float(v) for k, v in results.items()},
+        len(x_train),
+        len(x_test),
+        x_test.index,
     )

@@ -1,6 +1,8 @@
 """Secure training: every step behind a gate, every gate with evidence in MLflow.
 
-ingest -> validate (GX + poisoning screens) -> train -> provenance (SLSA) -> signed promotion.
+ingest -> validate (GX + poisoning screens) -> train -> scan the model -> shadow-evaluate
+against the champion -> register -> provenance (SLSA) -> signed promotion; the environment's
+dependency audit runs beside them.
 
 The environment's dependencies are audited once per run (offline advisories from
 ``MLSECOPS_ADVISORY_DB``, an OSV endpoint from ``MLSECOPS_OSV_URL``, else the public OSV API).
@@ -19,8 +21,11 @@ from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, P
 
 from mlsecops_provider.operators.dependency_audit import DependencyAuditOperator
 from mlsecops_provider.operators.ingest import DatasetIngestOperator
+from mlsecops_provider.operators.model_scan import ModelScanOperator
 from mlsecops_provider.operators.promotion import SignedPromotionGateOperator
 from mlsecops_provider.operators.provenance import ProvenanceOperator
+from mlsecops_provider.operators.register import RegisterModelOperator
+from mlsecops_provider.operators.shadow import ShadowEvaluationOperator
 from mlsecops_provider.operators.train import SklearnTrainOperator
 from mlsecops_provider.operators.validation import DataValidationOperator
 
@@ -84,29 +89,46 @@ with DAG(
         registered_model_name=MODEL_NAME,
         aws_conn_id=AWS_CONN_ID,
     )
-    audit = DependencyAuditOperator(task_id="audit_dependencies", aws_conn_id=AWS_CONN_ID)
+    scan = ModelScanOperator(
+        task_id="scan_model", model=train.output, policy_path=POLICY_PATH, aws_conn_id=AWS_CONN_ID
+    )
+    shadow = ShadowEvaluationOperator(
+        task_id="shadow_evaluation",
+        candidate=train.output,
+        dataset=train.output["holdout"],  # rows neither model trained on
+        label_column=LABEL,
+        policy_path=POLICY_PATH,
+        aws_conn_id=AWS_CONN_ID,
+    )
+    register = RegisterModelOperator(
+        task_id="register_model", model=train.output, gate_results=[scan.output, shadow.output]
+    )
+    audit = DependencyAuditOperator(
+        task_id="audit_dependencies", policy_path=POLICY_PATH, aws_conn_id=AWS_CONN_ID
+    )
+    gates = [validate.output, scan.output, shadow.output, audit.output]
     provenance = ProvenanceOperator(
         task_id="provenance",
-        model=train.output,
+        model=register.output,
         datasets={"raw": ingest.output, "validated": validate.output},
-        gate_results=[validate.output, audit.output],
+        gate_results=gates,
         aws_conn_id=AWS_CONN_ID,
     )
     approve = None
     if REQUIRE_APPROVAL:  # a Reject skips `promote`: the champion stays
         approve = ApprovalOperator(
             task_id="approve_promotion",
-            subject="Promote {{ ti.xcom_pull(task_ids='train')['name'] }} "
-            "v{{ ti.xcom_pull(task_ids='train')['version'] }} to champion?",
+            subject="Promote {{ ti.xcom_pull(task_ids='register_model')['name'] }} "
+            "v{{ ti.xcom_pull(task_ids='register_model')['version'] }} to champion?",
             body="Gate verdicts and evidence links are on this run's tasks and its MLflow run.",
             response_timeout=timedelta(hours=24),
         )
         provenance >> approve
     promote = SignedPromotionGateOperator(
         task_id="promote",
-        model=train.output,
+        model=register.output,
         provenance=provenance.output,
-        gate_results=[validate.output, audit.output],
+        gate_results=gates,
         policy_path=POLICY_PATH,
         signing_key_conn_id=SIGNING_CONN_ID,
         signing_key_path=SIGNING_KEY_PATH,
@@ -114,5 +136,5 @@ with DAG(
         require_approval=REQUIRE_APPROVAL or None,  # None: the policy decides
         aws_conn_id=AWS_CONN_ID,
     )
-    ingest >> validate >> train >> provenance >> promote
+    ingest >> validate >> train >> scan >> shadow >> register >> provenance >> promote
     audit >> provenance

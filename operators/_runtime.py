@@ -27,6 +27,7 @@ from mlsecops_provider.core.lineage import LineageRecorder, RunKey
 from mlsecops_provider.core.settings import Settings
 
 log = logging.getLogger(__name__)
+GATE_SUMMARY_KEY = "mlsecops_gate"
 EVIDENCE_LINK_KEY = "_link_EvidenceLink"  # EvidenceLink.xcom_key: Airflow serves it to the UI
 
 
@@ -79,6 +80,9 @@ def record_gate(
     lineage = LineageRecorder(settings)
     lineage.log_gate(lineage.run_for(key), stored)
     context["ti"].xcom_push(key=EVIDENCE_LINK_KEY, value=stored.evidence_uri)
+    # The summary also when the gate fails below (no return value then): the review UI
+    # verifies every report against this digest.
+    context["ti"].xcom_push(key=GATE_SUMMARY_KEY, value=stored.summary())
     log.info(
         "Gate %s: %s%s | report %s (sha256 %s)",
         stored.gate,

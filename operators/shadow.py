@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from mlsecops_provider.core.datasets import DatasetRef, read_table
+from mlsecops_provider.core.datasets import DatasetRef, dataset_from_xcom, read_table
 from mlsecops_provider.core.errors import ConfigError
 from mlsecops_provider.core.policy import load_policy
 from mlsecops_provider.core.registry import CHAMPION
@@ -87,7 +87,12 @@ class ShadowEvaluationOperator(BaseOperator):
         self.log.info("Candidate %s, champion %s, data %s", candidate_uri, champion_uri, ref.uri)
         with tempfile.TemporaryDirectory(prefix="mlsecops-shadow-") as workdir:
             candidate, champion = load_pair(
-                settings, candidate_uri, champion_uri, workdir, config.trusted_types
+                settings,
+                candidate_uri,
+                champion_uri,
+                workdir,
+                config.trusted_types,
+                first_model_ok=not self.champion_uri,  # the candidate's own, not yet registered
             )
             result, details = shadow_evaluate(
                 frame, self.label_column, candidate, champion, config,
@@ -109,7 +114,7 @@ class ShadowEvaluationOperator(BaseOperator):
     def _read_dataset(self) -> tuple[Any, DatasetRef]:
         factory = s3_client_factory(self.aws_conn_id)
         if isinstance(self.dataset, Mapping):
-            expected = DatasetRef.from_dict(dict(self.dataset))
+            expected = dataset_from_xcom(dict(self.dataset))
             frame, ref = read_table(expected.uri, expected.sha256, factory)
             self.log.info("Verified %s (sha256 %s, %d rows)", ref.uri, ref.sha256, ref.rows)
             return frame, ref

@@ -1,4 +1,4 @@
-"""SklearnTrainOperator: train on a verified dataset, log and register the model in MLflow."""
+"""SklearnTrainOperator: train on a verified dataset and log the model to the MLflow run."""
 
 from __future__ import annotations
 
@@ -7,31 +7,33 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from mlsecops_provider.core.datasets import dataset_from_xcom, read_table
+from mlsecops_provider.core.datasets import dataset_from_xcom, read_table, write_table
 from mlsecops_provider.core.lineage import LineageRecorder
-from mlsecops_provider.core.registry import log_and_register_sklearn
+from mlsecops_provider.core.registry import log_sklearn
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.training import TrainingConfig, train_classifier
 from mlsecops_provider.operators._runtime import bad_input_fails_task, run_key, s3_client_factory
 
 
 class SklearnTrainOperator(BaseOperator):
-    """Train a scikit-learn classifier and register it as a new model version.
+    """Train a scikit-learn classifier and log it (not yet registered) to the DAG run's run.
 
     The dataset is read through its URI and its digest is verified first (verify-on-read):
     bytes changed since the upstream task recorded them fail the task. The model is logged
-    in the skops format (no pickle) to the DAG run's MLflow run and registered.
+    in the skops format (no pickle); it becomes a registered version only after the model
+    scan and the shadow evaluation (:class:`RegisterModelOperator`). The holdout rows are
+    written as a dataset so that the shadow evaluation scores unseen rows.
 
     :param dataset: dataset reference from an upstream task (``{uri, sha256, ...}``, or a gate's
         output carrying one under ``dataset``).
     :param label_column: label column.
     :param numeric_features: numeric feature columns.
     :param categorical_features: categorical feature columns (one-hot encoded).
-    :param registered_model_name: MLflow registered model name.
+    :param registered_model_name: the registered model this candidate is for.
     :param hyperparameters: LogisticRegression keyword arguments.
     :param aws_conn_id: Airflow AWS connection for ``s3://`` URIs.
-    :return: ``{name, version, model_uri, source_uri, mlflow_run_id, metrics, hyperparameters,
-        dataset_sha256}``.
+    :return: ``{name, model_uri, source_uri, mlflow_run_id, metrics, hyperparameters,
+        dataset_sha256, holdout}``.
     """
 
     template_fields: Sequence[str] = ("dataset", "registered_model_name", "hyperparameters")
@@ -91,24 +93,26 @@ class SklearnTrainOperator(BaseOperator):
             metrics=[_metric(f"train.{k}", v) for k, v in outcome.metrics.items()],
             params=[_param(k, v) for k, v in config.hyperparameters.items()],
         )
-        model = log_and_register_sklearn(
-            settings,
-            mlflow_run,
-            outcome.model,
-            self.registered_model_name,
-            frame[list(config.features)].head(5),
-            tags={
-                "mlsecops.dag_id": key.dag_id,
-                "mlsecops.run_id": key.run_id,
-                "mlsecops.dataset_sha256": ref.sha256,
-            },
+        model_uri = log_sklearn(
+            settings, mlflow_run, outcome.model, frame[list(config.features)].head(5)
         )
-        self.log.info("Registered %s version %s (%s)", model.name, model.version, model.source_uri)
+        holdout_uri = settings.run_artifact_uri(key.dag_id, key.run_id, "data", "holdout.parquet")
+        holdout = write_table(
+            frame.loc[outcome.holdout_index].reset_index(drop=True),
+            holdout_uri,
+            s3_client_factory=s3_client_factory(self.aws_conn_id),
+        )
+        self.log.info("Logged %s; holdout rows at %s", model_uri, holdout.uri)
+        context["ti"].xcom_push(key="holdout", value=holdout.to_dict())  # train.output["holdout"]
         return {
-            **model.to_dict(),
+            "name": self.registered_model_name,
+            "model_uri": model_uri,
+            "source_uri": model_uri,
+            "mlflow_run_id": mlflow_run,
             "metrics": outcome.metrics,
             "hyperparameters": dict(config.hyperparameters),
             "dataset_sha256": ref.sha256,
+            "holdout": holdout.to_dict(),
         }
 
 
