@@ -81,13 +81,15 @@ def test_tampered_report_shows_as_tampered(
     assert airflow_api.get(f"/mlsecops/evidence?{query}", "reviewer").status_code == 409
 
 
-def test_failed_gate_without_summary_is_unverified(
+def test_failed_gate_is_shown_verified_from_its_pushed_summary(
     airflow_api: AirflowApi, review_runs: ReviewRuns
 ) -> None:
+    # record_gate pushes the summary under `mlsecops_gate` before a failed gate raises, so the
+    # failed task's report is still checked against its digest.
     gate = gates_by_task(airflow_api.get("/mlsecops/api/gates", "reviewer").json(), "review_alpha")
     blocked = gate["blocked"]
     assert blocked["task_state"] == "failed" and blocked["gate"] == "validation"
-    assert blocked["verdict"] == "unverified" and blocked["evidence_sha256"] is None
+    assert blocked["verdict"] == "fail" and len(blocked["evidence_sha256"]) == 64
 
 
 def test_promotion_signature_and_audit(airflow_api: AirflowApi, review_runs: ReviewRuns) -> None:
