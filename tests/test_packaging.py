@@ -40,3 +40,30 @@ def test_airflow_lists_the_provider() -> None:
     start = done.stdout.index("[")
     names = {p["package_name"] for p in json.loads(done.stdout[start:])}
     assert "airflow-provider-mlsecops" in names
+
+
+def test_wheel_holds_every_package_and_the_assets(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+        + ["-w", str(tmp_path), str(root)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("airflow_provider_mlsecops-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for module in (
+        "core/evidence.py",
+        "core/cli/main.py",
+        "operators/promotion.py",
+        "sensors/triggers/new_dataset.py",
+        "plugins/gate_review.py",
+        "include/policies/default.yaml",
+        "include/suites/credit_risk.json",
+        "get_provider_info.py",
+    ):
+        assert f"mlsecops_provider/{module}" in names, module
+    assert not any(n.startswith(("dags/", "tests/")) for n in names)
