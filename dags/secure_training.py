@@ -1,8 +1,8 @@
 """Secure training: every step behind a gate, every gate with evidence in MLflow.
 
-ingest -> validate (GX + poisoning screens) -> train -> scan the model -> shadow-evaluate
-against the champion -> register -> provenance (SLSA) -> signed promotion; the environment's
-dependency audit runs beside them.
+ingest -> validate (GX + poisoning screens) -> de-identify PII -> train -> scan the model ->
+shadow-evaluate against the champion -> register -> provenance (SLSA) -> signed promotion;
+the environment's dependency audit runs beside them.
 
 The environment's dependencies are audited once per run (offline advisories from
 ``MLSECOPS_ADVISORY_DB``, an OSV endpoint from ``MLSECOPS_OSV_URL``, else the public OSV API).
@@ -22,6 +22,7 @@ from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, P
 from mlsecops_provider.operators.dependency_audit import DependencyAuditOperator
 from mlsecops_provider.operators.ingest import DatasetIngestOperator
 from mlsecops_provider.operators.model_scan import ModelScanOperator
+from mlsecops_provider.operators.pii import PIIDeidentifyOperator
 from mlsecops_provider.operators.promotion import SignedPromotionGateOperator
 from mlsecops_provider.operators.provenance import ProvenanceOperator
 from mlsecops_provider.operators.register import RegisterModelOperator
@@ -80,9 +81,16 @@ with DAG(
         quarantine=True,
         aws_conn_id=AWS_CONN_ID,
     )
+    deidentify = PIIDeidentifyOperator(
+        task_id="deidentify_pii",
+        dataset=validate.output,
+        label_column=LABEL,
+        policy_path=POLICY_PATH,
+        aws_conn_id=AWS_CONN_ID,
+    )
     train = SklearnTrainOperator(
         task_id="train",
-        dataset=validate.output,
+        dataset=deidentify.output["dataset"],  # the model never sees the raw PII
         label_column=LABEL,
         numeric_features=NUMERIC,
         categorical_features=CATEGORICAL,
@@ -106,11 +114,15 @@ with DAG(
     audit = DependencyAuditOperator(
         task_id="audit_dependencies", policy_path=POLICY_PATH, aws_conn_id=AWS_CONN_ID
     )
-    gates = [validate.output, scan.output, shadow.output, audit.output]
+    gates = [validate.output, deidentify.output["gate"], scan.output, shadow.output, audit.output]
     provenance = ProvenanceOperator(
         task_id="provenance",
         model=register.output,
-        datasets={"raw": ingest.output, "validated": validate.output},
+        datasets={
+            "raw": ingest.output,
+            "validated": validate.output,
+            "deidentified": deidentify.output["dataset"],
+        },
         gate_results=gates,
         aws_conn_id=AWS_CONN_ID,
     )
@@ -136,5 +148,5 @@ with DAG(
         require_approval=REQUIRE_APPROVAL or None,  # None: the policy decides
         aws_conn_id=AWS_CONN_ID,
     )
-    ingest >> validate >> train >> scan >> shadow >> register >> provenance >> promote
+    ingest >> validate >> deidentify >> train >> scan >> shadow >> register >> provenance >> promote
     audit >> provenance

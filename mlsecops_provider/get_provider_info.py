@@ -20,6 +20,7 @@ def get_provider_info() -> dict[str, Any]:
                     "mlsecops_provider.operators.ingest",
                     "mlsecops_provider.operators.train",
                     "mlsecops_provider.operators.validation",
+                    "mlsecops_provider.operators.pii",
                     "mlsecops_provider.operators.model_scan",
                     "mlsecops_provider.operators.shadow",
                     "mlsecops_provider.operators.register",

@@ -16,6 +16,7 @@ EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 COMMAND_MODULES = (
     "mlsecops_provider.core.cli.demo_data_cmd",
     "mlsecops_provider.core.cli.validate_cmd",
+    "mlsecops_provider.core.cli.deidentify_cmd",
     "mlsecops_provider.core.cli.hash_cmd",
     "mlsecops_provider.core.cli.audit_deps_cmd",
     "mlsecops_provider.core.cli.promotion_cmd",

@@ -25,12 +25,12 @@ def _run(source_uri: str) -> Any:
     return dag.test(run_conf={"source_uri": source_uri})
 
 
-def _xcom(dag_run: Any, task_id: str) -> Any:
+def _xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     query = XComModel.get_many(
-        run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key="return_value"
+        run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key
     )
     with create_session() as session:
         row = session.scalars(query).first()
@@ -70,9 +70,10 @@ def test_mlflow_run_carries_datasets_with_digests(two_runs: dict[str, Any]) -> N
         for i in inputs
     }
     assert digests["raw"] == ref.sha256  # ingest copies the bytes unchanged
-    validated = _xcom(two_runs["runs"][0], "validate_data")["dataset"]
-    assert digests["training"] == validated["sha256"]  # training reads what validation wrote
+    deidentified = _xcom(two_runs["runs"][0], "deidentify_pii", "dataset")
+    assert digests["training"] == deidentified["sha256"]  # the model never sees raw PII
     assert run.data.tags["mlsecops.gate.data_validation"] in ("pass", "warn")
+    assert run.data.tags["mlsecops.gate.pii_deidentification"] == "pass"
     assert run.data.tags["mlsecops.dag_id"] == "secure_training"
     assert 0.5 < run.data.metrics["train.roc_auc"] <= 1.0
 
@@ -89,8 +90,8 @@ def test_second_version_is_promoted_with_a_verifiable_signed_record(
     assert alias_version(lineage.client, "mlsecops-demo", "champion") == "2"
     assert alias_version(lineage.client, "mlsecops-demo", "previous-champion") == "1"
     by_version = {str(v.version): v for v in versions}
-    validated = _xcom(two_runs["runs"][0], "validate_data")["dataset"]
-    assert by_version["1"].tags["mlsecops.dataset_sha256"] == validated["sha256"]
+    deidentified = _xcom(two_runs["runs"][0], "deidentify_pii", "dataset")
+    assert by_version["1"].tags["mlsecops.dataset_sha256"] == deidentified["sha256"]
     public_key = (settings.home / "keys" / "promotion.pub.pem").read_bytes()
     assert verify_promotion("mlsecops-demo", "champion", public_key).verified
 

@@ -1,0 +1,140 @@
+"""PIIDeidentifyOperator: write a de-identified copy of a dataset and verify it (Presidio)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from mlsecops_provider.core.datasets import (
+    DatasetRef,
+    dataset_from_xcom,
+    describe,
+    read_table,
+    table_bytes,
+)
+from mlsecops_provider.core.errors import ConfigError
+from mlsecops_provider.core.lineage import LineageRecorder
+from mlsecops_provider.core.pii import GATE, Deidentifier, PIIConfig, resolve_key
+from mlsecops_provider.core.policy import load_policy
+from mlsecops_provider.core.settings import Settings
+from mlsecops_provider.core.storage import normalise_uri, sha256_bytes, storage_for
+from mlsecops_provider.operators._runtime import (
+    bad_input_fails_task,
+    record_gate,
+    run_key,
+    s3_client_factory,
+)
+
+
+class PIIDeidentifyOperator(BaseOperator):
+    """De-identify PII into a new dataset; the input is never changed.
+
+    Structured PII columns are detected from a sample and transformed whole; free-text
+    columns value by value. The output is scanned again: residual PII above the policy's
+    ``max_residual_rate`` fails the gate ``pii_deidentification`` and nothing is written.
+    The report (evidence store) holds counts, entity types and strategies, never values.
+
+    :param dataset: a dataset reference from upstream (``{uri, sha256, ...}``, verified on
+        read) or a URI. Templated.
+    :param policy_path: policy YAML (default: the shipped policy). Templated.
+    :param label_column: passed through untouched and unscanned (added to exclude_columns).
+    :param key_conn_id: Airflow connection whose password is the pseudonymisation key
+        (default: the policy's ``key_conn_id``). Templated.
+    :param key_env: environment variable holding the key, when no connection is named
+        (default: the policy's ``key_env``).
+    :param aws_conn_id: Airflow AWS connection for ``s3://`` URIs.
+    :return: ``{"dataset": <DatasetRef of the output>, "gate": <GateResult summary>}``, also
+        pushed as the XComs ``dataset`` and ``gate`` (``multiple_outputs``), so that a
+        consumer takes ``deidentify.output["dataset"]``.
+    """
+
+    template_fields: Sequence[str] = ("dataset", "policy_path", "key_conn_id")
+    ui_color = "#f3e8fb"
+
+    def __init__(
+        self,
+        *,
+        dataset: Any,
+        policy_path: str | None = None,
+        label_column: str | None = None,
+        key_conn_id: str | None = None,
+        key_env: str | None = None,
+        aws_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("multiple_outputs", True)  # downstream: task.output["dataset"]
+        super().__init__(**kwargs)
+        self.dataset = dataset
+        self.policy_path = policy_path
+        self.label_column = label_column
+        self.key_conn_id = key_conn_id
+        self.key_env = key_env
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        with bad_input_fails_task():
+            return self._deidentify(context)
+
+    def _deidentify(self, context: Any) -> dict[str, Any]:
+        settings = Settings.from_env()
+        config = PIIConfig.from_policy(load_policy(self.policy_path or None))
+        if self.label_column:
+            config = replace(config, exclude_columns=(*config.exclude_columns, self.label_column))
+        deidentifier = Deidentifier.prepare(config, self._key(config))
+        factory = s3_client_factory(self.aws_conn_id)
+        uri, expected = self._source()
+        frame, ref = read_table(uri, expected, factory)
+        self.log.info("Verified %s (sha256 %s, %d rows)", ref.uri, ref.sha256, ref.rows)
+        outcome = deidentifier.run(frame, {"input": f"sha256:{ref.sha256}"})
+        key = run_key(context)
+        target = settings.run_artifact_uri(key.dag_id, key.run_id, "data", "deidentified.parquet")
+        data = table_bytes(outcome.frame, "parquet")
+        result = replace(
+            outcome.result,
+            subjects={**outcome.result.subjects, "output": f"sha256:{sha256_bytes(data)}"},
+        )
+        output: DatasetRef | None = None
+        if not result.verdict.blocks:  # a failed gate publishes no dataset
+            storage_for(target, factory).write_bytes(target, data)
+            output = describe(target, data, outcome.frame, "parquet")
+            lineage = LineageRecorder(settings)
+            lineage.log_dataset(
+                lineage.run_for(key),
+                outcome.frame,
+                output,
+                name="deidentified",
+                context="deidentified",
+                targets=self.label_column,
+            )
+            self.log.info("Wrote %s (sha256 %s)", output.uri, output.sha256)
+        summary = record_gate(
+            context, result, outcome.details, aws_conn_id=self.aws_conn_id, settings=settings
+        )
+        return {"dataset": output.to_dict() if output else None, "gate": summary}
+
+    def _source(self) -> tuple[str, str | None]:
+        if isinstance(self.dataset, dict):
+            ref = dataset_from_xcom(self.dataset)
+            return ref.uri, ref.sha256
+        if isinstance(self.dataset, str) and self.dataset:
+            return normalise_uri(self.dataset), None
+        raise ConfigError(f"{GATE}: dataset must be a dataset reference or a URI")
+
+    def _key(self, config: PIIConfig) -> bytes | None:
+        """The pseudonymisation key: an Airflow connection's password, else an env var."""
+        conn_id = self.key_conn_id or config.key_conn_id
+        if not config.needs_key or not conn_id:
+            return resolve_key(config, self.key_env)
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            password = BaseHook.get_connection(conn_id).password
+        except AirflowNotFoundException as err:
+            raise ConfigError(f"Airflow connection {conn_id!r} (PII key) is not defined") from err
+        if not password:
+            raise ConfigError(f"Airflow connection {conn_id!r} has no password (the PII key)")
+        return str(password).encode()
