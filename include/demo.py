@@ -130,7 +130,13 @@ def main() -> int:
     import os
 
     # The summary is the demo's output; task logs stay quiet unless asked for.
-    level = "INFO" if os.environ.get("MLSECOPS_DEMO_VERBOSE") else "WARNING"
+    verbose = bool(os.environ.get("MLSECOPS_DEMO_VERBOSE"))
+    level = "INFO" if verbose else "WARNING"
+    if not verbose:
+        import warnings
+
+        warnings.simplefilter("ignore")
+        os.environ.setdefault("PYTHONWARNINGS", "ignore")
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", level)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     home = configure()
