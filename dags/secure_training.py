@@ -78,6 +78,7 @@ with DAG(
     validate = DataValidationOperator(
         task_id="validate_data",
         dataset=ingest.output,
+        reference_model=MODEL_NAME,  # screens against the champion's training data
         quarantine=True,
         aws_conn_id=AWS_CONN_ID,
     )

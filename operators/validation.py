@@ -40,7 +40,9 @@ class DataValidationOperator(BaseOperator):
 
     :param dataset: dataset reference from upstream (digest verified) or a URI. Templated.
     :param suite: expectation suite JSON path or URI (default: the demo's credit-risk suite).
-    :param reference: reference dataset (reference dict or URI); None skips the comparisons.
+    :param reference: reference dataset (reference dict or URI).
+    :param reference_model: without ``reference``: compare with the training data of this
+        registered model's champion, found through MLflow lineage (none yet: no comparison).
     :param policy_path: policy YAML (section ``gates.data_validation``); None: the default.
     :param quarantine: move outlier rows into ``data/quarantine.parquet``.
     :param aws_conn_id: Airflow AWS connection for ``s3://`` URIs.
@@ -48,7 +50,13 @@ class DataValidationOperator(BaseOperator):
         ``data_docs_uri``.
     """
 
-    template_fields: Sequence[str] = ("dataset", "suite", "reference", "policy_path")
+    template_fields: Sequence[str] = (
+        "dataset",
+        "suite",
+        "reference",
+        "reference_model",
+        "policy_path",
+    )
     operator_extra_links = (EvidenceLink(),)
     ui_color = "#e6f4f1"
 
@@ -58,6 +66,7 @@ class DataValidationOperator(BaseOperator):
         dataset: Any,
         suite: str = DEFAULT_SUITE,
         reference: Any = None,
+        reference_model: str | None = None,
         policy_path: str | None = None,
         quarantine: bool = False,
         aws_conn_id: str | None = None,
@@ -67,6 +76,7 @@ class DataValidationOperator(BaseOperator):
         self.dataset = dataset
         self.suite = suite
         self.reference = reference
+        self.reference_model = reference_model
         self.policy_path = policy_path
         self.quarantine = quarantine
         self.aws_conn_id = aws_conn_id
@@ -75,10 +85,35 @@ class DataValidationOperator(BaseOperator):
         with gate_errors_recorded(context, GATE, aws_conn_id=self.aws_conn_id):
             return self._validate(context)
 
+    def _champion_reference(self) -> dict[str, Any] | None:
+        """The champion's training dataset (uri + sha256) through lineage; None: no champion."""
+        if not self.reference_model:
+            return None
+        from mlflow import MlflowClient
+
+        from mlsecops_provider.core.drift import champion_training_reference
+        from mlsecops_provider.core.registry import CHAMPION, alias_version
+
+        settings = Settings.from_env()
+        client = MlflowClient(settings.tracking_uri, settings.registry_uri)
+        try:
+            client.get_registered_model(self.reference_model)
+        except Exception:  # no such model yet: the first run has nothing to compare with
+            self.log.info("No registered model %s yet: no reference batch", self.reference_model)
+            return None
+        if alias_version(client, self.reference_model, CHAMPION) is None:
+            self.log.info("%s has no champion yet: no reference batch", self.reference_model)
+            return None
+        found = champion_training_reference(settings, self.reference_model)
+        self.log.info("Reference: %s v%s trained on %s", found.model_name, found.version, found.uri)
+        return {"uri": found.uri, "sha256": found.sha256}
+
     def _read(self, value: Any) -> tuple[Any, DatasetRef]:
         factory = s3_client_factory(self.aws_conn_id)
         if isinstance(value, str):
             return read_table(normalise_uri(value), None, factory)
+        if isinstance(value, dict) and "rows" not in value and "dataset" not in value:
+            return read_table(value["uri"], value["sha256"], factory)  # a lineage reference
         expected = dataset_from_xcom(value)
         return read_table(expected.uri, expected.sha256, factory)
 
@@ -86,7 +121,8 @@ class DataValidationOperator(BaseOperator):
         config = ValidationConfig.from_policy(load_policy(self.policy_path or None))
         suite = load_suite(normalise_uri(self.suite) if "://" in self.suite else self.suite)
         frame, ref = self._read(self.dataset)
-        reference, reference_ref = self._read(self.reference) if self.reference else (None, None)
+        reference_value = self.reference or self._champion_reference()
+        reference, reference_ref = self._read(reference_value) if reference_value else (None, None)
         self.log.info("Validating %s (%d rows) with suite %s", ref.uri, ref.rows, suite.name)
         subjects = {"data": f"sha256:{ref.sha256}"}
         if reference_ref is not None:
