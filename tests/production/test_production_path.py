@@ -38,18 +38,13 @@ def _keys(deployment: Deployment, prefix: str) -> list[str]:
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
-def _xcoms(deployment: Deployment) -> dict[str, Any]:
-    """Every task's return value, read through the REST API."""
-    tasks = deployment.airflow.task_states(DAG_ID, deployment.run_id)
-    return {task: deployment.airflow.xcom(DAG_ID, deployment.run_id, task) for task in tasks}
-
-
 def _gate_summaries(deployment: Deployment) -> dict[str, dict[str, Any]]:
-    return {
-        value["gate"]: value
-        for value in _xcoms(deployment).values()
-        if isinstance(value, dict) and value.get("evidence_uri") and value.get("gate")
-    }
+    """Each gate's summary: the ``mlsecops_gate`` XCom every gate task pushes."""
+    tasks = deployment.airflow.task_states(DAG_ID, deployment.run_id)
+    summaries = [
+        deployment.airflow.xcom(DAG_ID, deployment.run_id, t, "mlsecops_gate") for t in tasks
+    ]
+    return {v["gate"]: v for v in summaries if isinstance(v, dict) and v.get("evidence_uri")}
 
 
 def _client(deployment: Deployment) -> Any:
@@ -147,11 +142,11 @@ def test_mlflow_run_on_the_server_carries_the_datasets_with_digests(
     raw, raw_tags = inputs["raw"]
     assert raw_tags["mlsecops.sha256"] == deployment.source_sha256  # ingest copies the bytes
     assert raw.digest == deployment.source_sha256[: len(raw.digest)]
-    validated = _gate_summaries(deployment)["data_validation"]["dataset"]
-    assert inputs["training"][1]["mlsecops.sha256"] == validated["sha256"]
-    assert validated["uri"].startswith(f"s3://{deployment.bucket}/artifacts/")
-    body, _ = _s3_get(deployment, validated["uri"])
-    assert hashlib.sha256(body).hexdigest() == validated["sha256"]
+    deidentified = deployment.airflow.xcom(DAG_ID, deployment.run_id, "deidentify_pii", "dataset")
+    assert inputs["training"][1]["mlsecops.sha256"] == deidentified["sha256"]  # no raw PII
+    assert deidentified["uri"].startswith(f"s3://{deployment.bucket}/artifacts/")
+    body, _ = _s3_get(deployment, deidentified["uri"])
+    assert hashlib.sha256(body).hexdigest() == deidentified["sha256"]
 
 
 def test_one_mlflow_run_per_dag_run(deployment: Deployment) -> None:
@@ -170,7 +165,7 @@ def test_champion_alias_points_at_the_hashed_model(deployment: Deployment, tmp_p
     champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
     assert champion.version == ours[0].version  # the first run on a fresh server
     provenance = _gate_summaries(deployment)["provenance"]
-    assert champion.tags["mlsecops.model_sha256"] == provenance["model_sha256"]
+    assert champion.tags["mlsecops.model_sha256"] == provenance["subjects"]["model"]
     # the version's artifacts, from the tracking server (stored in S3)
     model_dir = download_model(_consumer(deployment, tmp_path), champion.source, str(tmp_path))
     assert model_signing_root_digest(model_dir) == champion.tags["mlsecops.model_sha256"]
