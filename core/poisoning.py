@@ -53,6 +53,7 @@ class PoisoningConfig:
     duplicate_rate_threshold: float = 0.01
     isolation_forest: bool = False
     warn_only: tuple[str, ...] = ()
+    outlier_basis: str = "reference"  # "batch": median/MAD of the batch itself (drifted data)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exclude_columns", tuple(self.exclude_columns))
@@ -67,6 +68,10 @@ class PoisoningConfig:
         for name in ("psi_threshold", "label_shift_threshold", "outlier_z", "max_categories"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.outlier_basis not in ("reference", "batch"):
+            raise ValueError(
+                f"outlier_basis must be reference or batch, got {self.outlier_basis!r}"
+            )
         unknown = set(self.warn_only) - set(SCREENS)
         if unknown:
             raise ValueError(f"warn_only: unknown screen(s) {sorted(unknown)}; known: {SCREENS}")
@@ -316,10 +321,12 @@ def _robust_scale(base: np.ndarray) -> tuple[float, float] | None:
 def outlier_screen(
     current: pd.DataFrame, reference: pd.DataFrame | None, config: PoisoningConfig
 ) -> tuple[ScreenResult, np.ndarray]:
-    """Rows with any |robust z| above ``outlier_z``; median/MAD come from the reference if any."""
+    """Rows with any |robust z| above ``outlier_z``; median/MAD come from the reference if any
+    (unless ``outlier_basis`` is ``batch``: a batch known to have drifted is judged by itself)."""
     import numpy as np
 
-    base_frame = reference if reference is not None else current
+    by_reference = reference is not None and config.outlier_basis == "reference"
+    base_frame = reference if by_reference and reference is not None else current
     mask = np.zeros(len(current), dtype=bool)
     per_column: dict[str, int] = {}
     skipped: dict[str, str] = {}
@@ -344,7 +351,7 @@ def outlier_screen(
         "rows": rows,
         "columns": per_column,
         "skipped_columns": skipped,
-        "basis": "reference" if reference is not None else "batch",
+        "basis": "reference" if by_reference else "batch",
     }
     if config.isolation_forest:
         metrics["isolation_forest_rate"] = isolation_forest_rate(current, base_frame, config)

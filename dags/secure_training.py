@@ -79,6 +79,9 @@ with DAG(
         task_id="validate_data",
         dataset=ingest.output,
         reference_model=MODEL_NAME,  # screens against the champion's training data
+        # a retrain request for drift brings drifted data: drift and label shift only warn
+        drift_expected="{{ (" + REQUEST + "['reason'] == 'drift') if triggering_asset_events "
+        "else '' }}",
         quarantine=True,
         aws_conn_id=AWS_CONN_ID,
     )

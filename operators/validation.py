@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from mlsecops_provider.operators._runtime import (
 )
 from mlsecops_provider.operators.links import EvidenceLink
 
+DRIFT_SCREENS = ("drift", "label_shift")  # what a drifted batch shows without being poisoned
 DEFAULT_SUITE = str(
     Path(__file__).resolve().parent.parent / "include" / "suites" / "credit_risk.json"
 )
@@ -43,6 +45,9 @@ class DataValidationOperator(BaseOperator):
     :param reference: reference dataset (reference dict or URI).
     :param reference_model: without ``reference``: compare with the training data of this
         registered model's champion, found through MLflow lineage (none yet: no comparison).
+    :param drift_expected: truthy (templated: e.g. a retrain request's reason) when the batch
+        is known to have drifted: drift and the label shift it brings only warn in this run,
+        and outliers are judged against the batch itself rather than the old reference.
     :param policy_path: policy YAML (section ``gates.data_validation``); None: the default.
     :param quarantine: move outlier rows into ``data/quarantine.parquet``.
     :param aws_conn_id: Airflow AWS connection for ``s3://`` URIs.
@@ -55,6 +60,7 @@ class DataValidationOperator(BaseOperator):
         "suite",
         "reference",
         "reference_model",
+        "drift_expected",
         "policy_path",
     )
     operator_extra_links = (EvidenceLink(),)
@@ -67,6 +73,7 @@ class DataValidationOperator(BaseOperator):
         suite: str = DEFAULT_SUITE,
         reference: Any = None,
         reference_model: str | None = None,
+        drift_expected: Any = False,
         policy_path: str | None = None,
         quarantine: bool = False,
         aws_conn_id: str | None = None,
@@ -77,6 +84,7 @@ class DataValidationOperator(BaseOperator):
         self.suite = suite
         self.reference = reference
         self.reference_model = reference_model
+        self.drift_expected = drift_expected
         self.policy_path = policy_path
         self.quarantine = quarantine
         self.aws_conn_id = aws_conn_id
@@ -119,6 +127,14 @@ class DataValidationOperator(BaseOperator):
 
     def _validate(self, context: Any) -> dict[str, Any]:
         config = ValidationConfig.from_policy(load_policy(self.policy_path or None))
+        if self.drift_expected and str(self.drift_expected).lower() not in ("false", "0", "none"):
+            warn_only = tuple(sorted({*config.screens.warn_only, *DRIFT_SCREENS}))
+            screens_config = replace(config.screens, warn_only=warn_only, outlier_basis="batch")
+            config = replace(config, screens=screens_config)
+            self.log.info(
+                "Drift expected in this batch: %s only warn; outliers judged within the batch",
+                ", ".join(DRIFT_SCREENS),
+            )
         suite = load_suite(normalise_uri(self.suite) if "://" in self.suite else self.suite)
         frame, ref = self._read(self.dataset)
         reference_value = self.reference or self._champion_reference()

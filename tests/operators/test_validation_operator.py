@@ -66,3 +66,22 @@ def test_missing_suite_is_an_error_verdict(tmp_path: Path) -> None:
         _operator(data.to_dict(), suite=str(tmp_path / "absent.json")).execute(
             {"ti": _ti("manual__validate_error")}
         )
+
+
+def test_expected_drift_warns_but_poisoning_still_fails(tmp_path: Path) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    reference = write_table(generate(800, seed=101), (tmp_path / "ref.parquet").as_uri())
+    drifted = write_table(generate(800, seed=103, drift=True), (tmp_path / "d.parquet").as_uri())
+    with pytest.raises(AirflowFailException, match="screens failed"):  # unexpected drift blocks
+        _operator(drifted.to_dict(), reference.uri).execute({"ti": _ti("manual__drift_blocks")})
+    out = _operator(drifted.to_dict(), reference.uri, drift_expected="True").execute(
+        {"ti": _ti("manual__drift_expected")}
+    )
+    assert out["verdict"] == "warn"
+    poisoned = generate(800, seed=103, drift=True, label_flip_rate=0.3, outlier_rate=0.05)
+    bad = write_table(poisoned, (tmp_path / "p.parquet").as_uri())
+    with pytest.raises(AirflowFailException, match="outliers"):
+        _operator(bad.to_dict(), reference.uri, drift_expected="True").execute(
+            {"ti": _ti("manual__drift_poisoned")}
+        )
