@@ -11,6 +11,7 @@ from mlsecops_provider.core.datasets import describe, parse_table
 from mlsecops_provider.core.lineage import LineageRecorder
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import normalise_uri, read_verified, storage_for
+from mlsecops_provider.operators._lineage import operator_lineage
 from mlsecops_provider.operators._runtime import bad_input_fails_task, run_key, s3_client_factory
 
 
@@ -64,6 +65,7 @@ class DatasetIngestOperator(BaseOperator):
         )
         storage_for(target, factory).write_bytes(target, data)
         ref = describe(target, data, frame, fmt)
+        self._lineage = ([describe(source, data, frame, fmt)], [ref])
         lineage = LineageRecorder(settings)
         mlflow_run = lineage.run_for(key)
         lineage.log_dataset(
@@ -79,3 +81,7 @@ class DatasetIngestOperator(BaseOperator):
             mlflow_run,
         )
         return ref.to_dict()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs and outputs with their digests, for Airflow's OpenLineage provider."""
+        return operator_lineage(*getattr(self, "_lineage", ((), ())))

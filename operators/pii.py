@@ -21,6 +21,7 @@ from mlsecops_provider.core.pii import GATE, Deidentifier, PIIConfig, resolve_ke
 from mlsecops_provider.core.policy import load_policy
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import normalise_uri, sha256_bytes, storage_for
+from mlsecops_provider.operators._lineage import operator_lineage
 from mlsecops_provider.operators._runtime import (
     bad_input_fails_task,
     record_gate,
@@ -113,7 +114,12 @@ class PIIDeidentifyOperator(BaseOperator):
         summary = record_gate(
             context, result, outcome.details, aws_conn_id=self.aws_conn_id, settings=settings
         )
+        self._lineage = ([ref], [output] if output else [])
         return {"dataset": output.to_dict() if output else None, "gate": summary}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs and outputs with their digests, for Airflow's OpenLineage provider."""
+        return operator_lineage(*getattr(self, "_lineage", ((), ())))
 
     def _source(self) -> tuple[str, str | None]:
         if isinstance(self.dataset, dict):

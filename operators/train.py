@@ -12,6 +12,7 @@ from mlsecops_provider.core.lineage import LineageRecorder
 from mlsecops_provider.core.registry import log_sklearn
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.training import TrainingConfig, train_classifier
+from mlsecops_provider.operators._lineage import operator_lineage
 from mlsecops_provider.operators._runtime import bad_input_fails_task, run_key, s3_client_factory
 
 
@@ -103,6 +104,7 @@ class SklearnTrainOperator(BaseOperator):
             s3_client_factory=s3_client_factory(self.aws_conn_id),
         )
         self.log.info("Logged %s; holdout rows at %s", model_uri, holdout.uri)
+        self._lineage = ([ref], [holdout])
         context["ti"].xcom_push(key="holdout", value=holdout.to_dict())  # train.output["holdout"]
         return {
             "name": self.registered_model_name,
@@ -114,6 +116,10 @@ class SklearnTrainOperator(BaseOperator):
             "dataset_sha256": ref.sha256,
             "holdout": holdout.to_dict(),
         }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs and outputs with their digests, for Airflow's OpenLineage provider."""
+        return operator_lineage(*getattr(self, "_lineage", ((), ())))
 
 
 def _metric(key: str, value: float) -> Any:

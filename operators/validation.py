@@ -16,6 +16,7 @@ from mlsecops_provider.core.policy import load_policy
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import normalise_uri
 from mlsecops_provider.core.validation import GATE, ValidationConfig, load_suite, validate_dataset
+from mlsecops_provider.operators._lineage import operator_lineage
 from mlsecops_provider.operators._runtime import (
     evidence_store,
     gate_errors_recorded,
@@ -93,6 +94,10 @@ class DataValidationOperator(BaseOperator):
         with gate_errors_recorded(context, GATE, aws_conn_id=self.aws_conn_id):
             return self._validate(context)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs and outputs with their digests, for Airflow's OpenLineage provider."""
+        return operator_lineage(*getattr(self, "_lineage", ((), ())))
+
     def _champion_reference(self) -> dict[str, Any] | None:
         """The champion's training dataset (uri + sha256) through lineage; None: no champion."""
         if not self.reference_model:
@@ -159,6 +164,7 @@ class DataValidationOperator(BaseOperator):
         page = details.pop("data_docs_html", None)
         docs_uri = self._store_docs(store, key.dag_id, key.run_id, page)
         summary = record_gate(context, result, details, aws_conn_id=self.aws_conn_id)
+        self._lineage = ([ref], [output])
         return {**summary, "dataset": output.to_dict(), "data_docs_uri": docs_uri}
 
     def _store_docs(
