@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.errors import DataError
+from mlsecops_provider.core.poisoning_config import SCREENS, PoisoningConfig
+
+__all__ = ["SCREENS", "PoisoningConfig", "PoisoningReport", "ScreenResult", "screen_dataset"]
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,52 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCREENS = ("drift", "label_shift", "outliers", "duplicates")
 EPS = 1e-4  # floor for bin proportions in PSI (an empty bin would give log(0))
 MAD_TO_SIGMA = 1.4826
 ISOLATION_SAMPLE = 100_000
-
-
-@dataclass(frozen=True)
-class PoisoningConfig:
-    """Thresholds of the screens (policy: ``gates.data_validation.screens``)."""
-
-    enabled: bool = True
-    label_column: str | None = None
-    exclude_columns: tuple[str, ...] = ()
-    psi_threshold: float = 0.2
-    psi_bins: int = 10
-    ks_pvalue: float = 0.01
-    ks_min_statistic: float = 0.1
-    max_categories: int = 50
-    label_shift_threshold: float = 0.05
-    outlier_z: float = 6.0
-    outlier_rate_threshold: float = 0.02
-    duplicate_rate_threshold: float = 0.01
-    isolation_forest: bool = False
-    warn_only: tuple[str, ...] = ()
-    outlier_basis: str = "reference"  # "batch": median/MAD of the batch itself (drifted data)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "exclude_columns", tuple(self.exclude_columns))
-        object.__setattr__(self, "warn_only", tuple(self.warn_only))
-        if self.psi_bins < 2:
-            raise ValueError(f"psi_bins must be at least 2, got {self.psi_bins}")
-        if not 0.0 < self.ks_pvalue < 1.0:
-            raise ValueError(f"ks_pvalue must be in (0, 1), got {self.ks_pvalue}")
-        for name in ("outlier_rate_threshold", "duplicate_rate_threshold", "ks_min_statistic"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("psi_threshold", "label_shift_threshold", "outlier_z", "max_categories"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.outlier_basis not in ("reference", "batch"):
-            raise ValueError(
-                f"outlier_basis must be reference or batch, got {self.outlier_basis!r}"
-            )
-        unknown = set(self.warn_only) - set(SCREENS)
-        if unknown:
-            raise ValueError(f"warn_only: unknown screen(s) {sorted(unknown)}; known: {SCREENS}")
 
 
 @dataclass(frozen=True)
