@@ -63,7 +63,7 @@ test-fast: lint
 	$(BIN)/python -m pytest -m "not slow"
 
 ui: install
-	$(BIN)/python -m mlsecops_provider.include.environment $(BIN)/airflow standalone
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m mlsecops_provider.include.environment airflow standalone
 
 clean:
 	rm -rf $(MLSECOPS_HOME)
