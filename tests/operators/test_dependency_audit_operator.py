@@ -9,7 +9,7 @@ import pytest
 
 from mlsecops_provider.core.lineage import LineageRecorder, RunKey
 from mlsecops_provider.core.settings import Settings
-from tests.operators.test_verify_on_read import FakeTaskInstance
+from tests.operators.fakes import FakeTaskInstance
 
 ADVISORIES = Path(__file__).resolve().parents[1] / "fixtures" / "advisories"
 
@@ -27,8 +27,7 @@ def test_vulnerable_pins_fail_with_evidence_and_sbom(tmp_path: Path) -> None:
 
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("Werkzeug==2.0.0\nsix==1.16.0\n")
-    ti = FakeTaskInstance()
-    ti.run_id = "manual__audit_fail"
+    ti = FakeTaskInstance("manual__audit_fail")
     with pytest.raises(AirflowFailException, match="gate dependency_audit fail"):
         _operator(requirements).execute({"ti": ti})
     report_uri = ti.xcom["_link_EvidenceLink"]
@@ -45,8 +44,7 @@ def test_vulnerable_pins_fail_with_evidence_and_sbom(tmp_path: Path) -> None:
 def test_clean_pins_pass(tmp_path: Path) -> None:
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("werkzeug==3.0.1\nsix==1.16.0\n")
-    ti = FakeTaskInstance()
-    ti.run_id = "manual__audit_pass"
+    ti = FakeTaskInstance("manual__audit_pass")
     summary = _operator(requirements).execute({"ti": ti})
     assert summary["verdict"] == "pass" and summary["sbom_sha256"]
 
@@ -56,8 +54,7 @@ def test_unpinned_requirement_is_an_error_verdict(tmp_path: Path) -> None:
 
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("requests>=2.0\n")
-    ti = FakeTaskInstance()
-    ti.run_id = "manual__audit_error"
+    ti = FakeTaskInstance("manual__audit_error")
     with pytest.raises(AirflowFailException, match="not pinned"):
         _operator(requirements).execute({"ti": ti})
     lineage = LineageRecorder(Settings.from_env())

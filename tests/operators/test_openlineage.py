@@ -7,7 +7,7 @@ from pathlib import Path
 from mlsecops_provider.core.datasets import write_table
 from mlsecops_provider.include.generator import generate
 from mlsecops_provider.operators._lineage import namespace_and_name
-from tests.operators.test_verify_on_read import FakeTaskInstance
+from tests.operators.fakes import FakeTaskInstance
 
 
 def test_ingest_reports_source_and_copy_with_their_digest(tmp_path: Path) -> None:
@@ -18,8 +18,7 @@ def test_ingest_reports_source_and_copy_with_their_digest(tmp_path: Path) -> Non
 
     source = write_table(generate(50), (tmp_path / "batch.parquet").as_uri())
     operator = DatasetIngestOperator(task_id="ingest", source_uri=source.uri)
-    ti = FakeTaskInstance()
-    ti.run_id = "manual__openlineage"
+    ti = FakeTaskInstance("manual__openlineage")
     copy = operator.execute({"ti": ti})
     assert ExtractorManager().get_extractor_class(operator) is DefaultExtractor
     lineage = operator.get_openlineage_facets_on_complete(None)

@@ -13,6 +13,7 @@ from mlsecops_provider.core.datasets import read_table, write_table
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import sha256_bytes
 from mlsecops_provider.include.generator import LABEL, generate, pii_truth
+from tests.operators.fakes import FakeTaskInstance
 
 CANARIES = {
     "full_name": "Zebulon Quillfeather",
@@ -27,20 +28,6 @@ CANARY_NOTE = (
     "Customer Zebulon Quillfeather called from (415) 867-5309; "
     "write to zebulon.quillfeather@example.org, SSN 219-09-9999."
 )
-
-
-class FakeTaskInstance:
-    """The few task-instance attributes our operators read."""
-
-    dag_id = "pii_test"
-    try_number = 1
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
 
 
 @pytest.fixture()
@@ -72,7 +59,7 @@ def test_writes_a_new_dataset_and_no_pii_reaches_logs_or_xcom(
 
     frame, ref = dataset
     source = Path(ref["uri"].removeprefix("file://"))
-    ti = FakeTaskInstance("manual__pii_pass")
+    ti = FakeTaskInstance("manual__pii_pass", "pii_test")
     operator = PIIDeidentifyOperator(task_id="deidentify", dataset=ref, label_column=LABEL)
     with caplog.at_level(logging.DEBUG):
         returned = operator.execute({"ti": ti})
@@ -113,12 +100,12 @@ def test_pseudonymisation_key_from_an_airflow_connection(
     policy = _policy(tmp_path, "    default_operator: pseudonymize\n    key_conn_id: pii_key\n")
     operator = PIIDeidentifyOperator(task_id="deidentify", dataset=ref, policy_path=policy)
     with pytest.raises(AirflowFailException, match="ConfigError: .*'pii_key'.* not defined"):
-        operator.execute({"ti": FakeTaskInstance("manual__pii_nokey")})
+        operator.execute({"ti": FakeTaskInstance("manual__pii_nokey", "pii_test")})
     assert not _target("manual__pii_nokey").exists()
 
     secret = json.dumps({"conn_type": "generic", "password": "s3cret-key-0123456789"})
     monkeypatch.setenv("AIRFLOW_CONN_PII_KEY", secret)
-    returned = operator.execute({"ti": FakeTaskInstance("manual__pii_key")})
+    returned = operator.execute({"ti": FakeTaskInstance("manual__pii_key", "pii_test")})
     written, _ = read_table(returned["dataset"]["uri"])
     assert written["email"].str.fullmatch(r"<EMAIL_ADDRESS_[0-9a-f]{16}>").all()
     assert written["email"].nunique() == frame["email"].nunique()
@@ -135,5 +122,5 @@ def test_failed_gate_fails_the_task_and_writes_no_dataset(tmp_path: Path) -> Non
     policy = _policy(tmp_path, "    column_hit_share: 1.0\n")
     operator = PIIDeidentifyOperator(task_id="d", dataset=ref.to_dict(), policy_path=policy)
     with pytest.raises(AirflowFailException, match="gate pii_deidentification fail"):
-        operator.execute({"ti": FakeTaskInstance("manual__pii_fail")})
+        operator.execute({"ti": FakeTaskInstance("manual__pii_fail", "pii_test")})
     assert not _target("manual__pii_fail").exists()

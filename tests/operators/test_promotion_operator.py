@@ -17,20 +17,7 @@ from mlsecops_provider.core.registry import alias_version
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.signing import SigningKey, ensure_demo_keys
 from tests.core.test_promotion import World, gate_run, make_policy, new_version
-
-
-class FakeTaskInstance:
-    """The task-instance attributes our operators read, with a run id per test."""
-
-    dag_id = "secure_training"
-    try_number = 1
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
+from tests.operators.fakes import FakeTaskInstance
 
 
 @pytest.fixture(scope="module")

@@ -17,23 +17,10 @@ from mlsecops_provider.core.storage import sha256_bytes
 from mlsecops_provider.core.training import TrainingConfig, train_classifier
 from mlsecops_provider.include.generator import LABEL, generate
 from mlsecops_provider.operators._runtime import EVIDENCE_LINK_KEY
+from tests.operators.fakes import FakeTaskInstance
 
 STRONG = ("debt_to_income", "loan_amount", "annual_income", "credit_history_months")
 FAST = {"bootstrap_resamples": 200, "robustness": {"samples": 50, "random_trials": 4}}
-
-
-class FakeTaskInstance:
-    """The few task-instance attributes our operators read."""
-
-    dag_id = "shadow_test"
-    try_number = 1
-
-    def __init__(self) -> None:
-        self.run_id = f"manual__{uuid.uuid4().hex[:8]}"
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +69,7 @@ def stored_report(ti: FakeTaskInstance) -> dict[str, Any]:
 def test_first_model_without_champion_passes_on_values(
     registered: dict[str, Any], batch: dict[str, Any]
 ) -> None:
-    ti = FakeTaskInstance()
+    ti = FakeTaskInstance(dag_id="shadow_test")
     summary = operator(registered["fresh"], batch).execute({"ti": ti})
     assert summary["verdict"] == "pass"
     assert "no champion yet: value thresholds only" in summary["message"]
@@ -101,7 +88,7 @@ def test_worse_candidate_fails_against_the_champion(
     from airflow.sdk.exceptions import AirflowFailException
     from mlflow import MlflowClient
 
-    ti = FakeTaskInstance()
+    ti = FakeTaskInstance(dag_id="shadow_test")
     with pytest.raises(AirflowFailException) as caught:
         operator(registered["v2"], batch).execute({"ti": ti})
     assert "gate shadow_evaluation fail: roc_auc is worse than the champion" in str(caught.value)
@@ -120,13 +107,21 @@ def test_worse_candidate_fails_against_the_champion(
 def test_champion_as_candidate_and_uri_candidates(
     registered: dict[str, Any], batch: dict[str, Any]
 ) -> None:
-    summary = operator(registered["v1"], batch).execute({"ti": FakeTaskInstance()})
+    summary = operator(registered["v1"], batch).execute(
+        {"ti": FakeTaskInstance(dag_id="shadow_test")}
+    )
     assert summary["verdict"] == "pass" and "the candidate is the champion" in summary["message"]
     uri = f"models:/{registered['v1']['name']}/{registered['v2']['version']}"
     better = operator(uri, batch, champion_uri=registered["v2"]["model_uri"])
-    assert "is the champion" in better.execute({"ti": FakeTaskInstance()})["message"]
+    assert (
+        "is the champion"
+        in better.execute({"ti": FakeTaskInstance(dag_id="shadow_test")})["message"]
+    )
     reverse = operator(registered["v1"]["model_uri"], batch, champion_uri=uri)
-    assert reverse.execute({"ti": FakeTaskInstance()})["metrics"]["delta.roc_auc"] > 0
+    assert (
+        reverse.execute({"ti": FakeTaskInstance(dag_id="shadow_test")})["metrics"]["delta.roc_auc"]
+        > 0
+    )
 
 
 def test_bad_input_records_an_error_and_fails(
@@ -134,7 +129,7 @@ def test_bad_input_records_an_error_and_fails(
 ) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
-    ti = FakeTaskInstance()
+    ti = FakeTaskInstance(dag_id="shadow_test")
     with pytest.raises(AirflowFailException, match="dataset has no label column 'defaulted'"):
         operator(registered["v2"], batch, label_column="defaulted").execute({"ti": ti})
     assert stored_report(ti)["result"]["verdict"] == "error"
@@ -142,10 +137,12 @@ def test_bad_input_records_an_error_and_fails(
     ref = write_table(generate(300, seed=3), tampered.as_uri())
     write_table(generate(300, seed=4), tampered.as_uri())
     with pytest.raises(AirflowFailException, match="DigestMismatchError"):
-        operator(registered["v2"], batch, dataset=ref.to_dict()).execute({"ti": FakeTaskInstance()})
+        operator(registered["v2"], batch, dataset=ref.to_dict()).execute(
+            {"ti": FakeTaskInstance(dag_id="shadow_test")}
+        )
     typo = operator(registered["v2"], batch, champion_uri="models:/no-such-model@champion")
     with pytest.raises(AirflowFailException, match="no registered model 'no-such-model'"):
-        typo.execute({"ti": FakeTaskInstance()})
+        typo.execute({"ti": FakeTaskInstance(dag_id="shadow_test")})
     no_name = operator("runs:/0123/model", batch)
     with pytest.raises(AirflowFailException, match="is not a registered model: pass champion_uri"):
-        no_name.execute({"ti": FakeTaskInstance()})
+        no_name.execute({"ti": FakeTaskInstance(dag_id="shadow_test")})

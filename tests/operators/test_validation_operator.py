@@ -9,13 +9,11 @@ import pytest
 
 from mlsecops_provider.core.datasets import write_table
 from mlsecops_provider.include.generator import generate
-from tests.operators.test_verify_on_read import FakeTaskInstance
+from tests.operators.fakes import FakeTaskInstance
 
 
 def _ti(run_id: str) -> FakeTaskInstance:
-    ti = FakeTaskInstance()
-    ti.run_id = run_id
-    return ti
+    return FakeTaskInstance(run_id)
 
 
 def _operator(dataset: object, reference: object = None, **kwargs: object):  # type: ignore[no-untyped-def]

@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from mlsecops_provider.core.datasets import write_table
 from mlsecops_provider.include.generator import generate
-
-
-class FakeTaskInstance:
-    """The few task-instance attributes our operators read."""
-
-    dag_id = "secure_training"
-    run_id = "manual__test"
-    try_number = 1
-
-    def __init__(self) -> None:
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
+from tests.operators.fakes import FakeTaskInstance
 
 
 def test_changed_dataset_fails_training_naming_uri_and_digests(tmp_path: Path) -> None:
