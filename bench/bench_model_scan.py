@@ -96,8 +96,8 @@ def _best(func: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 
 
 def bench_file(path: Path, repeats: int) -> list[tuple[str, float, str]]:
-    from mlsecops_provider.core.content_scan import ContentScanner, scan_content
-    from mlsecops_provider.core.model_scan import ModelScanConfig, run_modelscan, scan_model
+    from mlsecops_provider.core.scan.content import ContentScanner, scan_content
+    from mlsecops_provider.core.scan.gate import ModelScanConfig, run_modelscan, scan_model
 
     rows = []
     modelscan_s, (report, _, failure) = _best(lambda: run_modelscan(path), repeats)

@@ -19,15 +19,15 @@ import resource
 import time
 from typing import Any
 
-from mlsecops_provider.core.pii import Deidentifier, PIIConfig
-from mlsecops_provider.core.pii_engine import (
+from mlsecops_provider.core.pii.engine import (
     DEFAULT_NLP_MODEL,
     IGNORED_LABELS,
     LANGUAGE,
     NER_MAPPING,
     offline_tld_extractor,
 )
-from mlsecops_provider.core.pii_transform import measure_recall
+from mlsecops_provider.core.pii.gate import Deidentifier, PIIConfig
+from mlsecops_provider.core.pii.transform import measure_recall
 from mlsecops_provider.include.generator import LABEL, PII_COLUMNS, generate
 
 Rates = tuple[float, float]  # rows/s by wall-clock and by CPU time of this process

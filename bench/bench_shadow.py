@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 
 from mlsecops_provider.core.settings import Settings
-from mlsecops_provider.core.shadow import shadow_evaluate
-from mlsecops_provider.core.shadow_models import load_model, parse_model_uri
-from mlsecops_provider.core.shadow_policy import ShadowConfig
-from mlsecops_provider.core.training import TrainingConfig, train_classifier
+from mlsecops_provider.core.shadow.gate import shadow_evaluate
+from mlsecops_provider.core.shadow.models import load_model, parse_model_uri
+from mlsecops_provider.core.shadow.policy import ShadowConfig
+from mlsecops_provider.core.training.model import TrainingConfig, train_classifier
 from mlsecops_provider.include import generator
 
 CANDIDATE = ("debt_to_income", "loan_amount", "annual_income", "credit_history_months")

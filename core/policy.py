@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mlsecops_provider.core.errors import PolicyError
+from mlsecops_provider.core.settings import packaged_file
 
 T = TypeVar("T")
 TOP_LEVEL_KEYS = {"version", "required_gates", "gates", "signing"}
-DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "include" / "policies" / "default.yaml"
+DEFAULT_POLICY_PARTS = ("policies", "default.yaml")
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
     """Load a policy file (default: the shipped ``include/policies/default.yaml``)."""
     import yaml
 
-    policy_path = Path(path) if path is not None else DEFAULT_POLICY
+    policy_path = Path(path) if path is not None else packaged_file(*DEFAULT_POLICY_PARTS)
     try:
         raw = policy_path.read_bytes()
     except OSError as err:

@@ -15,6 +15,23 @@ from urllib.parse import urlparse
 from mlsecops_provider.core.errors import ConfigError
 
 SUPPORTED_STORE_SCHEMES = ("file", "s3")
+ASSETS_PACKAGE = "mlsecops_provider.include"
+
+
+def mlsecops_home(env: os._Environ[str] | dict[str, str] | None = None) -> Path:
+    """``MLSECOPS_HOME``, else ``<cwd>/.mlsecops``: the one place this default is decided."""
+    env = os.environ if env is None else env
+    return Path(env.get("MLSECOPS_HOME") or Path.cwd() / ".mlsecops").resolve()
+
+
+def packaged_file(*parts: str) -> Path:
+    """A file shipped in the package's assets (``include/``), found through importlib.resources.
+
+    The package is installed as plain files (wheel or editable), so the resource is a path.
+    """
+    from importlib import resources
+
+    return Path(str(resources.files(ASSETS_PACKAGE).joinpath(*parts)))
 
 
 def _check_store_uri(name: str, uri: str) -> str:
@@ -45,7 +62,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        home = Path(env.get("MLSECOPS_HOME") or Path.cwd() / ".mlsecops").resolve()
+        home = mlsecops_home(env)
         return cls(
             home=home,
             tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home}/mlflow.db",

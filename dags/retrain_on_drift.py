@@ -28,10 +28,11 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, CronTriggerTimetable, Metadata, Param, task
 
+from mlsecops_provider.core.settings import mlsecops_home
 from mlsecops_provider.sensors.drift import DriftSensor
 from mlsecops_provider.sensors.new_dataset import NewDatasetSensor
 
-HOME = os.environ.get("MLSECOPS_HOME", os.path.join(os.getcwd(), ".mlsecops"))
+HOME = str(mlsecops_home())
 INCOMING = f"file://{HOME}/incoming/"
 PRODUCTION = f"file://{HOME}/production/"
 MODEL_NAME = os.environ.get("MLSECOPS_MODEL_NAME", "mlsecops-demo")

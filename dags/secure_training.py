@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
+from mlsecops_provider.core.settings import mlsecops_home
 from mlsecops_provider.operators.dependency_audit import DependencyAuditOperator
 from mlsecops_provider.operators.ingest import DatasetIngestOperator
 from mlsecops_provider.operators.model_scan import ModelScanOperator
@@ -30,7 +31,7 @@ from mlsecops_provider.operators.shadow import ShadowEvaluationOperator
 from mlsecops_provider.operators.train import SklearnTrainOperator
 from mlsecops_provider.operators.validation import DataValidationOperator
 
-HOME = os.environ.get("MLSECOPS_HOME", os.path.join(os.getcwd(), ".mlsecops"))
+HOME = str(mlsecops_home())
 DEFAULT_SOURCE = f"file://{HOME}/incoming/credit_batch_001.parquet"
 MODEL_NAME = os.environ.get("MLSECOPS_MODEL_NAME", "mlsecops-demo")
 AWS_CONN_ID = os.environ.get("MLSECOPS_AWS_CONN_ID") or None

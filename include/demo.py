@@ -22,7 +22,7 @@ DAG_ID = "secure_training"
 
 def prepare(home: Path) -> list[str]:
     """Write the demo batches (deterministic) and migrate the Airflow metadata DB."""
-    from mlsecops_provider.core.datasets import write_table
+    from mlsecops_provider.core.data.datasets import write_table
     from mlsecops_provider.include.generator import generate
 
     uris = []
@@ -39,7 +39,7 @@ def prepare(home: Path) -> list[str]:
 
 def ensure_keys(home: Path) -> None:
     """The demo's promotion key pair (git-ignored, under MLSECOPS_HOME/keys)."""
-    from mlsecops_provider.core.signing import ensure_demo_keys
+    from mlsecops_provider.core.promotion.signing import ensure_demo_keys
 
     pair = ensure_demo_keys(home)
     print(f"signing key id {pair.key_id} (public key {pair.public_path})")
@@ -75,9 +75,9 @@ def run_dag(source_uri: str) -> Any:
 
 def summarise(dag_run: Any) -> dict[str, Any]:
     """What a reader wants after a run: tasks, gates, MLflow run, model and alias."""
-    from mlsecops_provider.core.lineage import TAG_GATE_PREFIX, LineageRecorder, RunKey
-    from mlsecops_provider.core.registry import CHAMPION, alias_version
     from mlsecops_provider.core.settings import Settings
+    from mlsecops_provider.core.tracking.lineage import TAG_GATE_PREFIX, LineageRecorder, RunKey
+    from mlsecops_provider.core.tracking.registry import CHAMPION, alias_version
 
     settings = Settings.from_env()
     lineage = LineageRecorder(settings)

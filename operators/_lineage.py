@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
 
-from mlsecops_provider.core.datasets import DatasetRef
+from mlsecops_provider.core.data.datasets import DatasetRef
 
 
 def namespace_and_name(uri: str) -> tuple[str, str]:

@@ -8,10 +8,11 @@ the extra link to the report, and an ``AirflowFailException`` when the gate bloc
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from mlsecops_provider.connections import s3_client_factory
 from mlsecops_provider.core.errors import (
     AdvisorySourceError,
     ConfigError,
@@ -23,32 +24,12 @@ from mlsecops_provider.core.errors import (
     StorageError,
 )
 from mlsecops_provider.core.evidence import EvidenceStore, GateResult, Verdict
-from mlsecops_provider.core.lineage import LineageRecorder, RunKey
 from mlsecops_provider.core.settings import Settings
+from mlsecops_provider.core.tracking.lineage import LineageRecorder, RunKey
 
 log = logging.getLogger(__name__)
 GATE_SUMMARY_KEY = "mlsecops_gate"
 EVIDENCE_LINK_KEY = "_link_EvidenceLink"  # EvidenceLink.xcom_key: Airflow serves it to the UI
-
-
-def s3_client_factory(aws_conn_id: str | None) -> Callable[[], Any] | None:
-    """A factory for an S3 client from an Airflow AWS connection (None: boto3's defaults)."""
-    if not aws_conn_id:
-        return None
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        BaseHook.get_connection(aws_conn_id)
-    except AirflowNotFoundException as err:
-        raise ConfigError(f"Airflow connection {aws_conn_id!r} is not defined") from err
-
-    def factory() -> Any:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        return S3Hook(aws_conn_id=aws_conn_id).get_conn()
-
-    return factory
 
 
 def run_key(context: Mapping[str, Any]) -> RunKey:

@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
-from mlsecops_provider.core.datasets import describe, parse_table
-from mlsecops_provider.core.lineage import LineageRecorder
+from mlsecops_provider.core.data.datasets import describe, parse_table
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import normalise_uri, read_verified, storage_for
+from mlsecops_provider.core.tracking.lineage import LineageRecorder
 from mlsecops_provider.operators._lineage import operator_lineage
-from mlsecops_provider.operators._runtime import bad_input_fails_task, run_key, s3_client_factory
+from mlsecops_provider.operators._runtime import bad_input_fails_task, run_key
+from mlsecops_provider.operators.base import MLSecOpsOperator, fields
 
 
-class DatasetIngestOperator(BaseOperator):
+class DatasetIngestOperator(MLSecOpsOperator):
     """Copy a dataset (CSV or Parquet, ``file://`` or ``s3://``) into the run's artifact store.
 
     The copy is byte-identical; its SHA-256 is the digest every later task verifies, and the
@@ -25,11 +24,10 @@ class DatasetIngestOperator(BaseOperator):
     :param source_sha256: expected digest of the source; a mismatch fails the task.
     :param dataset_name: the name used in the artifact store and in MLflow.
     :param label_column: label column, recorded as the MLflow dataset's targets.
-    :param aws_conn_id: Airflow AWS connection for ``s3://`` URIs (None: boto3's defaults).
     :return: the dataset reference ``{uri, sha256, rows, columns, format}``.
     """
 
-    template_fields: Sequence[str] = ("source_uri", "source_sha256", "dataset_name")
+    template_fields: Sequence[str] = fields("source_uri", "source_sha256", "dataset_name")
     ui_color = "#e8f1fb"
 
     def __init__(
@@ -39,7 +37,6 @@ class DatasetIngestOperator(BaseOperator):
         source_sha256: str | None = None,
         dataset_name: str = "raw",
         label_column: str | None = None,
-        aws_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -47,7 +44,6 @@ class DatasetIngestOperator(BaseOperator):
         self.source_sha256 = source_sha256
         self.dataset_name = dataset_name
         self.label_column = label_column
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
         with bad_input_fails_task():
@@ -55,7 +51,7 @@ class DatasetIngestOperator(BaseOperator):
 
     def _ingest(self, context: Any) -> dict[str, Any]:
         settings = Settings.from_env()
-        factory = s3_client_factory(self.aws_conn_id)
+        factory = self.s3_factory
         source = normalise_uri(self.source_uri)
         data = read_verified(storage_for(source, factory), source, self.source_sha256 or None)
         frame, fmt = parse_table(data, source)

@@ -6,9 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
-from mlsecops_provider.core.datasets import (
+from mlsecops_provider.core.data.datasets import (
     DatasetRef,
     dataset_from_xcom,
     describe,
@@ -16,21 +14,19 @@ from mlsecops_provider.core.datasets import (
     table_bytes,
 )
 from mlsecops_provider.core.errors import ConfigError
-from mlsecops_provider.core.lineage import LineageRecorder
-from mlsecops_provider.core.pii import GATE, Deidentifier, PIIConfig, resolve_key
-from mlsecops_provider.core.policy import load_policy
+from mlsecops_provider.core.pii.gate import GATE, Deidentifier, PIIConfig, resolve_key
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import normalise_uri, sha256_bytes, storage_for
+from mlsecops_provider.core.tracking.lineage import LineageRecorder
 from mlsecops_provider.operators._lineage import operator_lineage
 from mlsecops_provider.operators._runtime import (
     bad_input_fails_task,
-    record_gate,
     run_key,
-    s3_client_factory,
 )
+from mlsecops_provider.operators.base import MLSecOpsOperator, fields
 
 
-class PIIDeidentifyOperator(BaseOperator):
+class PIIDeidentifyOperator(MLSecOpsOperator):
     """De-identify PII into a new dataset; the input is never changed.
 
     Structured PII columns are detected from a sample and transformed whole; free-text
@@ -40,40 +36,34 @@ class PIIDeidentifyOperator(BaseOperator):
 
     :param dataset: a dataset reference from upstream (``{uri, sha256, ...}``, verified on
         read) or a URI. Templated.
-    :param policy_path: policy YAML (default: the shipped policy). Templated.
     :param label_column: passed through untouched and unscanned (added to exclude_columns).
     :param key_conn_id: Airflow connection whose password is the pseudonymisation key
         (default: the policy's ``key_conn_id``). Templated.
     :param key_env: environment variable holding the key, when no connection is named
         (default: the policy's ``key_env``).
-    :param aws_conn_id: Airflow AWS connection for ``s3://`` URIs.
     :return: ``{"dataset": <DatasetRef of the output>, "gate": <GateResult summary>}``, also
         pushed as the XComs ``dataset`` and ``gate`` (``multiple_outputs``), so that a
         consumer takes ``deidentify.output["dataset"]``.
     """
 
-    template_fields: Sequence[str] = ("dataset", "policy_path", "key_conn_id")
+    template_fields: Sequence[str] = fields("dataset", "key_conn_id")
     ui_color = "#f3e8fb"
 
     def __init__(
         self,
         *,
         dataset: Any,
-        policy_path: str | None = None,
         label_column: str | None = None,
         key_conn_id: str | None = None,
         key_env: str | None = None,
-        aws_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)  # downstream: task.output["dataset"]
         super().__init__(**kwargs)
         self.dataset = dataset
-        self.policy_path = policy_path
         self.label_column = label_column
         self.key_conn_id = key_conn_id
         self.key_env = key_env
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
         with bad_input_fails_task():
@@ -81,11 +71,11 @@ class PIIDeidentifyOperator(BaseOperator):
 
     def _deidentify(self, context: Any) -> dict[str, Any]:
         settings = Settings.from_env()
-        config = PIIConfig.from_policy(load_policy(self.policy_path or None))
+        config = PIIConfig.from_policy(self.load_policy())
         if self.label_column:
             config = replace(config, exclude_columns=(*config.exclude_columns, self.label_column))
         deidentifier = Deidentifier.prepare(config, self._key(config))
-        factory = s3_client_factory(self.aws_conn_id)
+        factory = self.s3_factory
         uri, expected = self._source()
         frame, ref = read_table(uri, expected, factory)
         self.log.info("Verified %s (sha256 %s, %d rows)", ref.uri, ref.sha256, ref.rows)
@@ -111,9 +101,7 @@ class PIIDeidentifyOperator(BaseOperator):
                 targets=self.label_column,
             )
             self.log.info("Wrote %s (sha256 %s)", output.uri, output.sha256)
-        summary = record_gate(
-            context, result, outcome.details, aws_conn_id=self.aws_conn_id, settings=settings
-        )
+        summary = self.record_gate(context, result, outcome.details, settings=settings)
         self._lineage = ([ref], [output] if output else [])
         return {"dataset": output.to_dict() if output else None, "gate": summary}
 

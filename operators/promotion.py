@@ -6,11 +6,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
 from mlsecops_provider.core.errors import ConfigError
-from mlsecops_provider.core.policy import load_policy
-from mlsecops_provider.core.promotion import (
+from mlsecops_provider.core.promotion.gate import (
     GATE,
     Approval,
     Candidate,
@@ -18,15 +15,12 @@ from mlsecops_provider.core.promotion import (
     PromotionRequest,
     promote,
 )
+from mlsecops_provider.core.promotion.signing import SigningKey
 from mlsecops_provider.core.settings import Settings
-from mlsecops_provider.core.signing import SigningKey
 from mlsecops_provider.operators._runtime import (
-    gate_errors_recorded,
-    record_gate,
     run_key,
-    s3_client_factory,
 )
-from mlsecops_provider.operators.links import EvidenceLink
+from mlsecops_provider.operators.base import MLSecOpsOperator, fields
 
 DEFAULT_KEY_ENV = "MLSECOPS_SIGNING_KEY"
 
@@ -57,7 +51,7 @@ def load_signing_key(conn_id: str | None, env_var: str | None, path: str | None)
     )
 
 
-class SignedPromotionGateOperator(BaseOperator):
+class SignedPromotionGateOperator(MLSecOpsOperator):
     """Promote a candidate model version behind signed evidence (gate ``promotion``).
 
     Reads each gate's report by digest and checks the verdicts against the policy, signs an
@@ -69,7 +63,6 @@ class SignedPromotionGateOperator(BaseOperator):
     :param provenance: the provenance task's summary (``statement_uri``, ``model_sha256``,
         ``evidence_uri``, ``evidence_sha256``).
     :param gate_results: the summaries of the run's other gates.
-    :param policy_path: policy YAML (``required_gates`` and ``signing``); None: the default.
     :param signing_key_conn_id: Airflow connection whose password is the PEM private key
         (from a secrets backend in production; extra ``{"passphrase": ...}`` if encrypted).
     :param signing_key_env: environment variable holding the PEM key (default
@@ -77,20 +70,13 @@ class SignedPromotionGateOperator(BaseOperator):
     :param signing_key_path: a PEM key file, used when neither of the above is set.
     :param approval: the result of an ``ApprovalOperator`` (``approve.output``), if any.
     :param require_approval: override the policy's ``signing.require_approval``.
-    :param aws_conn_id: Airflow AWS connection for ``s3://`` evidence.
     :return: the gate summary plus ``registered_model``, ``version``, ``promoted``,
         ``record_uri`` and ``record_sha256`` (the signed DSSE envelope).
     """
 
-    template_fields: Sequence[str] = (
-        "model",
-        "provenance",
-        "gate_results",
-        "approval",
-        "policy_path",
-        "signing_key_path",
+    template_fields: Sequence[str] = fields(
+        "model", "provenance", "gate_results", "approval", "signing_key_path"
     )
-    operator_extra_links = (EvidenceLink(),)
     ui_color = "#e9eef7"
 
     def __init__(
@@ -99,29 +85,25 @@ class SignedPromotionGateOperator(BaseOperator):
         model: Any,
         provenance: Any,
         gate_results: Any = (),
-        policy_path: str | None = None,
         signing_key_conn_id: str | None = None,
         signing_key_env: str | None = DEFAULT_KEY_ENV,
         signing_key_path: str | None = None,
         approval: Any = None,
         require_approval: bool | None = None,
-        aws_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.model = model
         self.provenance = provenance
         self.gate_results = gate_results
-        self.policy_path = policy_path
         self.signing_key_conn_id = signing_key_conn_id
         self.signing_key_env = signing_key_env
         self.signing_key_path = signing_key_path
         self.approval = approval
         self.require_approval = require_approval
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        with gate_errors_recorded(context, GATE, aws_conn_id=self.aws_conn_id):
+        with self.gate_errors_recorded(context, GATE):
             return self._promote(context)
 
     def _request(self) -> PromotionRequest:
@@ -133,7 +115,7 @@ class SignedPromotionGateOperator(BaseOperator):
             candidate=Candidate.from_dict(dict(self.model)),
             gate_summaries=summaries,
             provenance=dict(self.provenance) if self.provenance else None,
-            policy=load_policy(self.policy_path or None),
+            policy=self.load_policy(),
             approval=Approval.from_result(approval) if isinstance(approval, Mapping) else None,
             require_approval=self.require_approval,
         )
@@ -145,9 +127,7 @@ class SignedPromotionGateOperator(BaseOperator):
         )
         self.log.info("Signing with key id %s", key.key_id)
         run = run_key(context)
-        env = PromotionEnv.create(
-            Settings.from_env(), run.dag_id, run.run_id, s3_client_factory(self.aws_conn_id)
-        )
+        env = PromotionEnv.create(Settings.from_env(), run.dag_id, run.run_id, self.s3_factory)
         result, details = promote(request, key, env)
         promoted = not result.verdict.blocks
         extra = {
@@ -157,5 +137,5 @@ class SignedPromotionGateOperator(BaseOperator):
             "record_uri": details.get("evidence_uri"),
             "record_sha256": details.get("evidence_sha256"),
         }
-        summary = record_gate(context, result, details, aws_conn_id=self.aws_conn_id)
+        summary = self.record_gate(context, result, details)
         return {**summary, **extra}

@@ -10,22 +10,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
-from mlsecops_provider.core.datasets import dataset_from_xcom
-from mlsecops_provider.core.lineage import LineageRecorder, RunKey
-from mlsecops_provider.core.provenance import RunInfo, statement_bytes
-from mlsecops_provider.core.provenance_gate import GATE, provenance_gate
-from mlsecops_provider.core.registry import download_model, tag_version
+from mlsecops_provider.core.data.datasets import dataset_from_xcom
+from mlsecops_provider.core.provenance.gate import GATE, provenance_gate
+from mlsecops_provider.core.provenance.slsa import RunInfo, statement_bytes
 from mlsecops_provider.core.settings import Settings
+from mlsecops_provider.core.tracking.lineage import LineageRecorder, RunKey
+from mlsecops_provider.core.tracking.registry import download_model, tag_version
 from mlsecops_provider.operators._runtime import (
     evidence_store,
-    gate_errors_recorded,
-    record_gate,
     run_key,
-    s3_client_factory,
 )
-from mlsecops_provider.operators.links import EvidenceLink
+from mlsecops_provider.operators.base import MLSecOpsOperator, fields
 
 
 def default_code_paths() -> list[str]:
@@ -43,7 +38,7 @@ def builder_id() -> str:
     return explicit or f"airflow://{socket.getfqdn()}"
 
 
-class ProvenanceOperator(BaseOperator):
+class ProvenanceOperator(MLSecOpsOperator):
     """Hash the model and every input, re-verify the datasets, write SLSA provenance.
 
     The statement (in-toto Statement v1, SLSA Provenance v1 predicate) is stored as evidence,
@@ -55,12 +50,10 @@ class ProvenanceOperator(BaseOperator):
     :param gate_results: the summaries of the gates that ran before (their reports become
         byproducts of the statement).
     :param code_paths: folders whose digest stands for the code (default: DAGs and include).
-    :param aws_conn_id: Airflow AWS connection for ``s3://`` URIs.
     :return: the gate summary, with ``model_sha256`` and ``statement_uri``.
     """
 
-    template_fields: Sequence[str] = ("model", "datasets", "gate_results")
-    operator_extra_links = (EvidenceLink(),)
+    template_fields: Sequence[str] = fields("model", "datasets", "gate_results")
     ui_color = "#eef6e9"
 
     def __init__(
@@ -70,7 +63,6 @@ class ProvenanceOperator(BaseOperator):
         datasets: Any,
         gate_results: Any = (),
         code_paths: Sequence[str] | None = None,
-        aws_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -78,10 +70,9 @@ class ProvenanceOperator(BaseOperator):
         self.datasets = datasets
         self.gate_results = gate_results
         self.code_paths = list(code_paths) if code_paths else None
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        with gate_errors_recorded(context, GATE, aws_conn_id=self.aws_conn_id):
+        with self.gate_errors_recorded(context, GATE):
             return self._provenance(context)
 
     def _provenance(self, context: Any) -> dict[str, Any]:
@@ -106,7 +97,7 @@ class ProvenanceOperator(BaseOperator):
                 run,
                 external_parameters=external,
                 code_paths=self.code_paths or default_code_paths(),
-                s3_client_factory=s3_client_factory(self.aws_conn_id),
+                s3_client_factory=self.s3_factory,
             )
         statement_uri = self._store_statement(settings, key, details["statement"])
         model_sha256 = result.subjects["model"]
@@ -116,7 +107,7 @@ class ProvenanceOperator(BaseOperator):
             str(self.model["version"]),
             {"mlsecops.model_sha256": model_sha256, "mlsecops.provenance_uri": statement_uri},
         )
-        summary = record_gate(context, result, details, aws_conn_id=self.aws_conn_id)
+        summary = self.record_gate(context, result, details)
         return {**summary, "model_sha256": model_sha256, "statement_uri": statement_uri}
 
     def _store_statement(self, settings: Settings, key: RunKey, statement: Any) -> str:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
-from mlsecops_provider.core.registry import register_model
 from mlsecops_provider.core.settings import Settings
+from mlsecops_provider.core.tracking.registry import register_model
 from mlsecops_provider.operators._runtime import bad_input_fails_task, run_key
+from mlsecops_provider.operators.base import MLSecOpsOperator, fields
 
 
-class RegisterModelOperator(BaseOperator):
+class RegisterModelOperator(MLSecOpsOperator):
     """Register the logged candidate as a new version, tagged with its run and its gates.
 
     Put it downstream of the gates that must pass before a model enters the registry
@@ -25,7 +24,7 @@ class RegisterModelOperator(BaseOperator):
         output's ``hyperparameters`` and ``metrics``.
     """
 
-    template_fields: Sequence[str] = ("model", "gate_results")
+    template_fields: Sequence[str] = fields("model", "gate_results")
     ui_color = "#fdf2e3"
 
     def __init__(self, *, model: Any, gate_results: Any = (), **kwargs: Any) -> None:

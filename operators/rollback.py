@@ -6,17 +6,15 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
-from mlsecops_provider.core.audit_log import AuditLog, default_log_uri
-from mlsecops_provider.core.policy import load_policy
-from mlsecops_provider.core.promotion_checks import SigningPolicy
-from mlsecops_provider.core.rollback import rollback
+from mlsecops_provider.core.promotion.audit_log import AuditLog, default_log_uri
+from mlsecops_provider.core.promotion.checks import SigningPolicy
+from mlsecops_provider.core.promotion.rollback import rollback
 from mlsecops_provider.core.settings import Settings
-from mlsecops_provider.operators._runtime import bad_input_fails_task, run_key, s3_client_factory
+from mlsecops_provider.operators._runtime import bad_input_fails_task, run_key
+from mlsecops_provider.operators.base import MLSecOpsOperator, fields
 
 
-class RollbackOperator(BaseOperator):
+class RollbackOperator(MLSecOpsOperator):
     """Roll ``alias`` back to the version under the policy's ``previous_alias``.
 
     The target's signed promotion record must verify with a key pinned in the policy; the
@@ -25,14 +23,12 @@ class RollbackOperator(BaseOperator):
 
     :param registered_model: the registered model's name.
     :param alias: the alias to roll back (default: the policy's ``signing.alias``).
-    :param policy_path: policy YAML with the ``signing`` section; None: the default.
     :param reason: why, for the audit log.
-    :param aws_conn_id: Airflow AWS connection for ``s3://`` evidence.
     :return: ``{rolled_back, registered_model, alias, from_version, to_version, reason,
         audit_seq}``.
     """
 
-    template_fields: Sequence[str] = ("registered_model", "alias", "policy_path", "reason")
+    template_fields: Sequence[str] = fields("registered_model", "alias", "reason")
     ui_color = "#f7ece9"
 
     def __init__(
@@ -40,26 +36,22 @@ class RollbackOperator(BaseOperator):
         *,
         registered_model: str,
         alias: str | None = None,
-        policy_path: str | None = None,
         reason: str = "",
-        aws_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.registered_model = registered_model
         self.alias = alias
-        self.policy_path = policy_path
         self.reason = reason
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
         settings = Settings.from_env()
         run = run_key(context)
-        s3 = s3_client_factory(self.aws_conn_id)
+        s3 = self.s3_factory
         with bad_input_fails_task():
-            policy = load_policy(self.policy_path or None)
+            policy = self.load_policy()
             signing = SigningPolicy.from_policy(policy)
             trusted = signing.trusted_keys(settings.home, f"{policy.source}: signing")
             result = rollback(

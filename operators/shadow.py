@@ -6,29 +6,23 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
-from mlsecops_provider.core.datasets import DatasetRef, dataset_from_xcom, read_table
+from mlsecops_provider.core.data.datasets import DatasetRef, dataset_from_xcom, read_table
 from mlsecops_provider.core.errors import ConfigError
-from mlsecops_provider.core.policy import load_policy
-from mlsecops_provider.core.registry import CHAMPION
 from mlsecops_provider.core.settings import Settings
-from mlsecops_provider.core.shadow import shadow_evaluate
-from mlsecops_provider.core.shadow_models import load_pair, parse_model_uri
-from mlsecops_provider.core.shadow_policy import GATE, ShadowConfig
-from mlsecops_provider.core.shadow_report import render_html
+from mlsecops_provider.core.shadow.gate import shadow_evaluate
+from mlsecops_provider.core.shadow.models import load_pair, parse_model_uri
+from mlsecops_provider.core.shadow.policy import GATE, ShadowConfig
+from mlsecops_provider.core.shadow.report import render_html
 from mlsecops_provider.core.storage import normalise_uri
+from mlsecops_provider.core.tracking.registry import CHAMPION
 from mlsecops_provider.operators._runtime import (
     evidence_store,
-    gate_errors_recorded,
-    record_gate,
     run_key,
-    s3_client_factory,
 )
-from mlsecops_provider.operators.links import EvidenceLink
+from mlsecops_provider.operators.base import MLSecOpsOperator, fields
 
 
-class ShadowEvaluationOperator(BaseOperator):
+class ShadowEvaluationOperator(MLSecOpsOperator):
     """Shadow-evaluate a candidate model against the registry's champion on one dataset.
 
     Both models predict the same rows (read through their URI, digest verified when the
@@ -44,13 +38,10 @@ class ShadowEvaluationOperator(BaseOperator):
     :param label_column: label column.
     :param champion_alias: registry alias of the champion (default ``champion``).
     :param champion_uri: the champion's model URI (default ``models:/<candidate name>@<alias>``).
-    :param policy_path: policy YAML (section ``gates.shadow_evaluation``); None: the default.
-    :param aws_conn_id: Airflow AWS connection for ``s3://`` data and evidence.
     :return: the gate summary, with ``html_uri`` and ``html_sha256``.
     """
 
-    template_fields: Sequence[str] = ("candidate", "dataset", "champion_uri", "policy_path")
-    operator_extra_links = (EvidenceLink(),)
+    template_fields: Sequence[str] = fields("candidate", "dataset", "champion_uri")
     ui_color = "#e6f0fb"
 
     def __init__(
@@ -61,8 +52,6 @@ class ShadowEvaluationOperator(BaseOperator):
         label_column: str,
         champion_alias: str = CHAMPION,
         champion_uri: str | None = None,
-        policy_path: str | None = None,
-        aws_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -71,15 +60,13 @@ class ShadowEvaluationOperator(BaseOperator):
         self.label_column = label_column
         self.champion_alias = champion_alias
         self.champion_uri = champion_uri
-        self.policy_path = policy_path
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        with gate_errors_recorded(context, GATE, aws_conn_id=self.aws_conn_id):
+        with self.gate_errors_recorded(context, GATE):
             return self._evaluate(context)
 
     def _evaluate(self, context: Any) -> dict[str, Any]:
-        config = ShadowConfig.from_policy(load_policy(self.policy_path or None))
+        config = ShadowConfig.from_policy(self.load_policy())
         settings = Settings.from_env()
         frame, ref = self._read_dataset()
         candidate_uri = self._candidate_uri()
@@ -108,11 +95,11 @@ class ShadowEvaluationOperator(BaseOperator):
         )
         self.log.info("HTML report %s (sha256 %s)", page.uri, page.sha256)
         details["html"] = {"uri": page.uri, "sha256": page.sha256}
-        summary = record_gate(context, result, details, aws_conn_id=self.aws_conn_id)
+        summary = self.record_gate(context, result, details)
         return {**summary, "html_uri": page.uri, "html_sha256": page.sha256}
 
     def _read_dataset(self) -> tuple[Any, DatasetRef]:
-        factory = s3_client_factory(self.aws_conn_id)
+        factory = self.s3_factory
         if isinstance(self.dataset, Mapping):
             expected = dataset_from_xcom(dict(self.dataset))
             frame, ref = read_table(expected.uri, expected.sha256, factory)

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
-from mlsecops_provider.core.datasets import dataset_from_xcom, read_table, write_table
-from mlsecops_provider.core.lineage import LineageRecorder
-from mlsecops_provider.core.registry import log_sklearn
+from mlsecops_provider.core.data.datasets import dataset_from_xcom, read_table, write_table
 from mlsecops_provider.core.settings import Settings
-from mlsecops_provider.core.training import TrainingConfig, train_classifier
+from mlsecops_provider.core.tracking.lineage import LineageRecorder
+from mlsecops_provider.core.tracking.registry import log_sklearn
+from mlsecops_provider.core.training.model import TrainingConfig, train_classifier
 from mlsecops_provider.operators._lineage import operator_lineage
-from mlsecops_provider.operators._runtime import bad_input_fails_task, run_key, s3_client_factory
+from mlsecops_provider.operators._runtime import bad_input_fails_task, run_key
+from mlsecops_provider.operators.base import MLSecOpsOperator, fields
 
 
-class SklearnTrainOperator(BaseOperator):
+class SklearnTrainOperator(MLSecOpsOperator):
     """Train a scikit-learn classifier and log it (not yet registered) to the DAG run's run.
 
     The dataset is read through its URI and its digest is verified first (verify-on-read):
@@ -32,12 +32,11 @@ class SklearnTrainOperator(BaseOperator):
     :param categorical_features: categorical feature columns (one-hot encoded).
     :param registered_model_name: the registered model this candidate is for.
     :param hyperparameters: LogisticRegression keyword arguments.
-    :param aws_conn_id: Airflow AWS connection for ``s3://`` URIs.
     :return: ``{name, model_uri, source_uri, mlflow_run_id, metrics, hyperparameters,
         dataset_sha256, holdout}``.
     """
 
-    template_fields: Sequence[str] = ("dataset", "registered_model_name", "hyperparameters")
+    template_fields: Sequence[str] = fields("dataset", "registered_model_name", "hyperparameters")
     ui_color = "#fdf2e3"
 
     def __init__(
@@ -49,7 +48,6 @@ class SklearnTrainOperator(BaseOperator):
         categorical_features: Sequence[str] = (),
         registered_model_name: str,
         hyperparameters: dict[str, Any] | None = None,
-        aws_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -59,7 +57,6 @@ class SklearnTrainOperator(BaseOperator):
         self.categorical_features = tuple(categorical_features)
         self.registered_model_name = registered_model_name
         self.hyperparameters = hyperparameters
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
         with bad_input_fails_task():
@@ -68,14 +65,15 @@ class SklearnTrainOperator(BaseOperator):
     def _train(self, context: Any) -> dict[str, Any]:
         settings = Settings.from_env()
         expected = dataset_from_xcom(self.dataset)
-        frame, ref = read_table(expected.uri, expected.sha256, s3_client_factory(self.aws_conn_id))
+        frame, ref = read_table(expected.uri, expected.sha256, self.s3_factory)
         self.log.info("Verified %s (sha256 %s, %d rows)", ref.uri, ref.sha256, ref.rows)
         config = TrainingConfig(
             label=self.label_column,
             numeric_features=self.numeric_features,
             categorical_features=self.categorical_features,
-            **({"hyperparameters": self.hyperparameters} if self.hyperparameters else {}),
         )
+        if self.hyperparameters:
+            config = replace(config, hyperparameters=dict(self.hyperparameters))
         outcome = train_classifier(frame, config)
         self.log.info(
             "Trained on %d rows, holdout %d: %s",
@@ -101,7 +99,7 @@ class SklearnTrainOperator(BaseOperator):
         holdout = write_table(
             frame.loc[outcome.holdout_index].reset_index(drop=True),
             holdout_uri,
-            s3_client_factory=s3_client_factory(self.aws_conn_id),
+            s3_client_factory=self.s3_factory,
         )
         self.log.info("Logged %s; holdout rows at %s", model_uri, holdout.uri)
         self._lineage = ([ref], [holdout])

@@ -4,35 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
-from mlsecops_provider.core.datasets import DatasetRef, dataset_from_xcom, read_table, write_table
+from mlsecops_provider.core.data.datasets import (
+    DatasetRef,
+    dataset_from_xcom,
+    read_table,
+    write_table,
+)
 from mlsecops_provider.core.evidence import EvidenceStore
-from mlsecops_provider.core.poisoning import screen_dataset
-from mlsecops_provider.core.policy import load_policy
-from mlsecops_provider.core.settings import Settings
+from mlsecops_provider.core.settings import Settings, packaged_file
 from mlsecops_provider.core.storage import normalise_uri
-from mlsecops_provider.core.validation import GATE, ValidationConfig, load_suite, validate_dataset
+from mlsecops_provider.core.validation.gate import (
+    GATE,
+    ValidationConfig,
+    load_suite,
+    validate_dataset,
+)
+from mlsecops_provider.core.validation.poisoning import screen_dataset
 from mlsecops_provider.operators._lineage import operator_lineage
 from mlsecops_provider.operators._runtime import (
-    evidence_store,
-    gate_errors_recorded,
-    record_gate,
     run_key,
-    s3_client_factory,
 )
-from mlsecops_provider.operators.links import EvidenceLink
+from mlsecops_provider.operators.base import MLSecOpsOperator, fields
 
 DRIFT_SCREENS = ("drift", "label_shift")  # what a drifted batch shows without being poisoned
-DEFAULT_SUITE = str(
-    Path(__file__).resolve().parent.parent / "include" / "suites" / "credit_risk.json"
-)
+DEFAULT_SUITE = str(packaged_file("suites", "credit_risk.json"))
 
 
-class DataValidationOperator(BaseOperator):
+class DataValidationOperator(MLSecOpsOperator):
     """Validate a dataset against a GX 1.x suite and screen it for poisoning.
 
     The screens compare the batch with a reference (drift per column, label shift, outliers,
@@ -49,22 +49,14 @@ class DataValidationOperator(BaseOperator):
     :param drift_expected: truthy (templated: e.g. a retrain request's reason) when the batch
         is known to have drifted: drift and the label shift it brings only warn in this run,
         and outliers are judged against the batch itself rather than the old reference.
-    :param policy_path: policy YAML (section ``gates.data_validation``); None: the default.
     :param quarantine: move outlier rows into ``data/quarantine.parquet``.
-    :param aws_conn_id: Airflow AWS connection for ``s3://`` URIs.
     :return: the gate summary plus ``dataset`` (what downstream should read) and
         ``data_docs_uri``.
     """
 
-    template_fields: Sequence[str] = (
-        "dataset",
-        "suite",
-        "reference",
-        "reference_model",
-        "drift_expected",
-        "policy_path",
+    template_fields: Sequence[str] = fields(
+        "dataset", "suite", "reference", "reference_model", "drift_expected"
     )
-    operator_extra_links = (EvidenceLink(),)
     ui_color = "#e6f4f1"
 
     def __init__(
@@ -75,9 +67,7 @@ class DataValidationOperator(BaseOperator):
         reference: Any = None,
         reference_model: str | None = None,
         drift_expected: Any = False,
-        policy_path: str | None = None,
         quarantine: bool = False,
-        aws_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -86,12 +76,10 @@ class DataValidationOperator(BaseOperator):
         self.reference = reference
         self.reference_model = reference_model
         self.drift_expected = drift_expected
-        self.policy_path = policy_path
         self.quarantine = quarantine
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        with gate_errors_recorded(context, GATE, aws_conn_id=self.aws_conn_id):
+        with self.gate_errors_recorded(context, GATE):
             return self._validate(context)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
@@ -104,8 +92,8 @@ class DataValidationOperator(BaseOperator):
             return None
         from mlflow import MlflowClient
 
-        from mlsecops_provider.core.drift import champion_training_reference
-        from mlsecops_provider.core.registry import CHAMPION, alias_version
+        from mlsecops_provider.core.tracking.registry import CHAMPION, alias_version
+        from mlsecops_provider.core.validation.drift import champion_training_reference
 
         settings = Settings.from_env()
         client = MlflowClient(settings.tracking_uri, settings.registry_uri)
@@ -122,7 +110,7 @@ class DataValidationOperator(BaseOperator):
         return {"uri": found.uri, "sha256": found.sha256}
 
     def _read(self, value: Any) -> tuple[Any, DatasetRef]:
-        factory = s3_client_factory(self.aws_conn_id)
+        factory = self.s3_factory
         if isinstance(value, str):
             return read_table(normalise_uri(value), None, factory)
         if isinstance(value, dict) and "rows" not in value and "dataset" not in value:
@@ -131,7 +119,7 @@ class DataValidationOperator(BaseOperator):
         return read_table(expected.uri, expected.sha256, factory)
 
     def _validate(self, context: Any) -> dict[str, Any]:
-        config = ValidationConfig.from_policy(load_policy(self.policy_path or None))
+        config = ValidationConfig.from_policy(self.load_policy())
         if self.drift_expected and str(self.drift_expected).lower() not in ("false", "0", "none"):
             warn_only = tuple(sorted({*config.screens.warn_only, *DRIFT_SCREENS}))
             screens_config = replace(config.screens, warn_only=warn_only, outlier_basis="batch")
@@ -160,10 +148,10 @@ class DataValidationOperator(BaseOperator):
         result, details = validate_dataset(frame, suite, reference, config, subjects, screens)
         if quarantine:
             details["quarantine"] = quarantine
-        store = evidence_store(self.aws_conn_id)
+        store = self.evidence_store()
         page = details.pop("data_docs_html", None)
         docs_uri = self._store_docs(store, key.dag_id, key.run_id, page)
-        summary = record_gate(context, result, details, aws_conn_id=self.aws_conn_id)
+        summary = self.record_gate(context, result, details)
         self._lineage = ([ref], [output])
         return {**summary, "dataset": output.to_dict(), "data_docs_uri": docs_uri}
 
@@ -181,7 +169,7 @@ class DataValidationOperator(BaseOperator):
     def _split(self, frame: Any, mask: Any, key: Any) -> tuple[DatasetRef, dict[str, Any]]:
         """Write kept rows and quarantined rows as two datasets; return the kept one."""
         settings = Settings.from_env()
-        factory = s3_client_factory(self.aws_conn_id)
+        factory = self.s3_factory
         kept_uri = settings.run_artifact_uri(key.dag_id, key.run_id, "data", "validated.parquet")
         quarantine_uri = settings.run_artifact_uri(
             key.dag_id, key.run_id, "data", "quarantine.parquet"

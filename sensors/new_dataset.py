@@ -9,7 +9,8 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from mlsecops_provider.core.dataset_versions import (
+from mlsecops_provider.connections import s3_client_factory
+from mlsecops_provider.core.data.versions import (
     DEFAULT_LOOKBACK_RUNS,
     DEFAULT_SUFFIXES,
     VersionWatcher,
@@ -18,7 +19,6 @@ from mlsecops_provider.core.dataset_versions import (
 from mlsecops_provider.core.errors import StorageError
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import normalise_uri
-from mlsecops_provider.operators._runtime import s3_client_factory
 from mlsecops_provider.sensors.triggers.new_dataset import NewDatasetTrigger
 
 

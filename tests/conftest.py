@@ -43,7 +43,7 @@ def session_home() -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def promotion_keys() -> Path:
     """The session's promotion key pair, where the default policy and the DAG look for it."""
-    from mlsecops_provider.core.signing import ensure_demo_keys
+    from mlsecops_provider.core.promotion.signing import ensure_demo_keys
 
     ensure_demo_keys(_SESSION_HOME)
     return _SESSION_HOME / "keys"

@@ -11,16 +11,16 @@ import json
 from typing import Any
 
 from mlsecops_provider.core.cli.main import EXIT_ERROR, EXIT_FAIL, EXIT_PASS
+from mlsecops_provider.core.errors import AdvisorySourceError
 from mlsecops_provider.core.evidence import GateResult, Verdict
 from mlsecops_provider.core.policy import load_policy
 from mlsecops_provider.core.storage import normalise_uri, storage_for
-from mlsecops_provider.core.supply_chain import (
-    AdvisorySource,
-    AdvisorySourceError,
+from mlsecops_provider.core.supply_chain.gate import (
     DependencyAuditConfig,
     audit_dependencies,
     sbom_bytes,
 )
+from mlsecops_provider.core.supply_chain.source import AdvisorySource
 
 EXIT_CODES = {Verdict.PASS: EXIT_PASS, Verdict.WARN: EXIT_PASS, Verdict.FAIL: EXIT_FAIL}
 

@@ -39,9 +39,9 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from mlsecops_provider.core.datasets import read_table, table_bytes
+    from mlsecops_provider.core.data.datasets import read_table, table_bytes
     from mlsecops_provider.core.errors import ConfigError
-    from mlsecops_provider.core.pii import Deidentifier, PIIConfig, resolve_key
+    from mlsecops_provider.core.pii.gate import Deidentifier, PIIConfig, resolve_key
     from mlsecops_provider.core.policy import load_policy
     from mlsecops_provider.core.storage import normalise_uri, sha256_bytes, storage_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mlsecops_provider.core.datasets import write_table
+from mlsecops_provider.core.data.datasets import write_table
 from mlsecops_provider.core.errors import ConfigError
 from mlsecops_provider.core.storage import normalise_uri
 

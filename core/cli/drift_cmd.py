@@ -12,10 +12,10 @@ import json
 from typing import Any
 
 from mlsecops_provider.core.cli.main import EXIT_FAIL, EXIT_PASS
-from mlsecops_provider.core.datasets import read_table
-from mlsecops_provider.core.drift import DriftConfig, detect_drift
+from mlsecops_provider.core.data.datasets import read_table
 from mlsecops_provider.core.policy import load_policy
 from mlsecops_provider.core.storage import normalise_uri, storage_for
+from mlsecops_provider.core.validation.drift import DriftConfig, detect_drift
 
 
 def register(subparsers: Any) -> None:

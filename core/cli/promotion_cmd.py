@@ -18,7 +18,7 @@ from typing import Any
 
 from mlsecops_provider.core.cli.main import EXIT_FAIL, EXIT_PASS
 from mlsecops_provider.core.errors import ConfigError
-from mlsecops_provider.core.registry import CHAMPION
+from mlsecops_provider.core.tracking.registry import CHAMPION
 
 
 def register(subparsers: Any) -> None:
@@ -70,7 +70,7 @@ def _read_key(path: str) -> bytes:
 
 
 def _log_uri(explicit: str | None) -> str:
-    from mlsecops_provider.core.audit_log import default_log_uri
+    from mlsecops_provider.core.promotion.audit_log import default_log_uri
     from mlsecops_provider.core.settings import Settings
     from mlsecops_provider.core.storage import normalise_uri
 
@@ -80,7 +80,7 @@ def _log_uri(explicit: str | None) -> str:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from mlsecops_provider.core.promotion_record import verify_promotion
+    from mlsecops_provider.core.promotion.record import verify_promotion
     from mlsecops_provider.core.storage import normalise_uri
 
     check = verify_promotion(
@@ -105,7 +105,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_audit_verify(args: argparse.Namespace) -> int:
-    from mlsecops_provider.core.audit_log import AuditLog
+    from mlsecops_provider.core.promotion.audit_log import AuditLog
 
     uri = _log_uri(args.log)
     report = AuditLog(uri).verify()
@@ -120,10 +120,10 @@ def run_audit_verify(args: argparse.Namespace) -> int:
 
 
 def run_rollback(args: argparse.Namespace) -> int:
-    from mlsecops_provider.core.audit_log import AuditLog
-    from mlsecops_provider.core.promotion_record import consumer_settings
-    from mlsecops_provider.core.rollback import rollback
-    from mlsecops_provider.core.signing import PublicKey
+    from mlsecops_provider.core.promotion.audit_log import AuditLog
+    from mlsecops_provider.core.promotion.record import consumer_settings
+    from mlsecops_provider.core.promotion.rollback import rollback
+    from mlsecops_provider.core.promotion.signing import PublicKey
 
     key = PublicKey.from_pem(_read_key(args.key), where=f"public key file {args.key}")
     result = rollback(

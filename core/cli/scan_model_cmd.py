@@ -29,8 +29,8 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from mlsecops_provider.core.model_scan import GATE, ModelScanConfig, scan_uri
     from mlsecops_provider.core.policy import load_policy
+    from mlsecops_provider.core.scan.gate import GATE, ModelScanConfig, scan_uri
 
     config = load_policy(args.policy).config(GATE, ModelScanConfig)
     result = scan_uri(args.path, config)

@@ -41,13 +41,13 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from mlsecops_provider.core.datasets import read_table
+    from mlsecops_provider.core.data.datasets import read_table
     from mlsecops_provider.core.policy import load_policy
     from mlsecops_provider.core.settings import Settings
-    from mlsecops_provider.core.shadow import shadow_evaluate
-    from mlsecops_provider.core.shadow_models import load_pair
-    from mlsecops_provider.core.shadow_policy import ShadowConfig
-    from mlsecops_provider.core.shadow_report import render_html
+    from mlsecops_provider.core.shadow.gate import shadow_evaluate
+    from mlsecops_provider.core.shadow.models import load_pair
+    from mlsecops_provider.core.shadow.policy import ShadowConfig
+    from mlsecops_provider.core.shadow.report import render_html
     from mlsecops_provider.core.storage import normalise_uri
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -33,10 +33,14 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from mlsecops_provider.core.datasets import read_table
+    from mlsecops_provider.core.data.datasets import read_table
     from mlsecops_provider.core.policy import load_policy
     from mlsecops_provider.core.storage import normalise_uri
-    from mlsecops_provider.core.validation import ValidationConfig, load_suite, validate_dataset
+    from mlsecops_provider.core.validation.gate import (
+        ValidationConfig,
+        load_suite,
+        validate_dataset,
+    )
 
     config = ValidationConfig.from_policy(load_policy(args.policy))
     suite = load_suite(args.suite)

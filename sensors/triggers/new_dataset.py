@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from mlsecops_provider.core.dataset_versions import DEFAULT_SUFFIXES, VersionWatcher
+from mlsecops_provider.core.data.versions import DEFAULT_SUFFIXES, VersionWatcher
 from mlsecops_provider.core.errors import MLSecOpsError
 
 CLASSPATH = "mlsecops_provider.sensors.triggers.new_dataset.NewDatasetTrigger"

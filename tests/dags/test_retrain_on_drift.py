@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from mlsecops_provider.core.datasets import write_table
-from mlsecops_provider.core.lineage import LineageRecorder, RunKey
+from mlsecops_provider.core.data.datasets import write_table
 from mlsecops_provider.core.settings import Settings
+from mlsecops_provider.core.tracking.lineage import LineageRecorder, RunKey
 from mlsecops_provider.include.generator import generate
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"

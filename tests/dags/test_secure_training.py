@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from mlsecops_provider.core.datasets import write_table
-from mlsecops_provider.core.lineage import LineageRecorder, RunKey
-from mlsecops_provider.core.registry import alias_version
+from mlsecops_provider.core.data.datasets import write_table
 from mlsecops_provider.core.settings import Settings
+from mlsecops_provider.core.tracking.lineage import LineageRecorder, RunKey
+from mlsecops_provider.core.tracking.registry import alias_version
 from mlsecops_provider.include.generator import generate
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,7 @@ def _states(dag_run: Any) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def two_runs(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from mlsecops_provider.core.signing import ensure_demo_keys
+    from mlsecops_provider.core.promotion.signing import ensure_demo_keys
 
     ensure_demo_keys(Settings.from_env().home)
     folder = tmp_path_factory.mktemp("incoming")
@@ -81,7 +81,7 @@ def test_mlflow_run_carries_datasets_with_digests(two_runs: dict[str, Any]) -> N
 def test_second_version_is_promoted_with_a_verifiable_signed_record(
     two_runs: dict[str, Any],
 ) -> None:
-    from mlsecops_provider.core.promotion import verify_promotion
+    from mlsecops_provider.core.promotion.gate import verify_promotion
 
     settings = Settings.from_env()
     lineage = LineageRecorder(settings)
@@ -115,8 +115,8 @@ def test_provenance_statement_matches_the_model(two_runs: dict[str, Any], tmp_pa
     import json
 
     from mlsecops_provider.core.hashing import model_signing_root_digest
-    from mlsecops_provider.core.provenance import validate_statement
-    from mlsecops_provider.core.registry import download_model
+    from mlsecops_provider.core.provenance.slsa import validate_statement
+    from mlsecops_provider.core.tracking.registry import download_model
 
     settings = Settings.from_env()
     lineage = LineageRecorder(settings)

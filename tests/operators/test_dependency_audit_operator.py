@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mlsecops_provider.core.lineage import LineageRecorder, RunKey
 from mlsecops_provider.core.settings import Settings
+from mlsecops_provider.core.tracking.lineage import LineageRecorder, RunKey
 from tests.operators.fakes import FakeTaskInstance
 
 ADVISORIES = Path(__file__).resolve().parents[1] / "fixtures" / "advisories"

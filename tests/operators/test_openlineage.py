@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlsecops_provider.core.datasets import write_table
+from mlsecops_provider.core.data.datasets import write_table
 from mlsecops_provider.include.generator import generate
 from mlsecops_provider.operators._lineage import namespace_and_name
 from tests.operators.fakes import FakeTaskInstance

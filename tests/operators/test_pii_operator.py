@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mlsecops_provider.core.datasets import read_table, write_table
+from mlsecops_provider.core.data.datasets import read_table, write_table
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import sha256_bytes
 from mlsecops_provider.include.generator import LABEL, generate, pii_truth
@@ -54,7 +54,7 @@ def _target(run_id: str) -> Path:
 def test_writes_a_new_dataset_and_no_pii_reaches_logs_or_xcom(
     dataset: tuple[Any, dict[str, Any]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    from mlsecops_provider.core.lineage import LineageRecorder, RunKey
+    from mlsecops_provider.core.tracking.lineage import LineageRecorder, RunKey
     from mlsecops_provider.operators.pii import PIIDeidentifyOperator
 
     frame, ref = dataset

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from mlsecops_provider.core.audit_log import AuditLog, default_log_uri
-from mlsecops_provider.core.promotion import Candidate, verify_promotion
-from mlsecops_provider.core.registry import alias_version
+from mlsecops_provider.core.promotion.audit_log import AuditLog, default_log_uri
+from mlsecops_provider.core.promotion.gate import Candidate, verify_promotion
+from mlsecops_provider.core.promotion.signing import SigningKey, ensure_demo_keys
 from mlsecops_provider.core.settings import Settings
-from mlsecops_provider.core.signing import SigningKey, ensure_demo_keys
-from tests.core.test_promotion import World, gate_run, make_policy, new_version
+from mlsecops_provider.core.tracking.registry import alias_version
+from tests.core.promotion.test_promotion import World, gate_run, make_policy, new_version
 from tests.operators.fakes import FakeTaskInstance
 
 
@@ -155,7 +155,7 @@ def test_approval_operator_result_goes_into_the_signed_record(
     assert result["verdict"] == "pass", result["message"]
     entry = AuditLog(default_log_uri(world.settings.evidence_uri)).entries()[-1]
     assert entry.kind == "promotion" and entry.details["version"] == candidate.version
-    from tests.core.test_promotion import signed_statement
+    from tests.core.promotion.test_promotion import signed_statement
 
     signed = signed_statement(world, "op-approved", candidate.version)["predicate"]["approval"]
     assert signed == {

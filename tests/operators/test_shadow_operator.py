@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from mlsecops_provider.core.datasets import write_table
-from mlsecops_provider.core.lineage import LineageRecorder, RunKey
-from mlsecops_provider.core.registry import CHAMPION, log_and_register_sklearn
+from mlsecops_provider.core.data.datasets import write_table
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import sha256_bytes
-from mlsecops_provider.core.training import TrainingConfig, train_classifier
+from mlsecops_provider.core.tracking.lineage import LineageRecorder, RunKey
+from mlsecops_provider.core.tracking.registry import CHAMPION, log_and_register_sklearn
+from mlsecops_provider.core.training.model import TrainingConfig, train_classifier
 from mlsecops_provider.include.generator import LABEL, generate
 from mlsecops_provider.operators._runtime import EVIDENCE_LINK_KEY
 from tests.operators.fakes import FakeTaskInstance

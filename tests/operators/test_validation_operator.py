@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlsecops_provider.core.datasets import write_table
+from mlsecops_provider.core.data.datasets import write_table
 from mlsecops_provider.include.generator import generate
 from tests.operators.fakes import FakeTaskInstance
 

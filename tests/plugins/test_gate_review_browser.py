@@ -51,9 +51,9 @@ def demo_run(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One finished secure_training run (its own model name: other tests count versions)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from mlsecops_provider.core.datasets import write_table
+    from mlsecops_provider.core.data.datasets import write_table
+    from mlsecops_provider.core.promotion.signing import ensure_demo_keys
     from mlsecops_provider.core.settings import Settings
-    from mlsecops_provider.core.signing import ensure_demo_keys
     from mlsecops_provider.include.generator import generate
 
     ensure_demo_keys(Settings.from_env().home)  # the promotion gate signs with it

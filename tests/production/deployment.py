@@ -131,7 +131,7 @@ def _mlflow_environment(endpoint: str) -> dict[str, str]:
 
 
 def _upload_source(s3: Any, bucket: str) -> tuple[str, str]:
-    from mlsecops_provider.core.datasets import write_table
+    from mlsecops_provider.core.data.datasets import write_table
     from mlsecops_provider.include.generator import generate
 
     uri = f"s3://{bucket}/incoming/credit_batch_001.parquet"

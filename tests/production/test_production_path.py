@@ -156,7 +156,7 @@ def test_one_mlflow_run_per_dag_run(deployment: Deployment) -> None:
 
 def test_champion_alias_points_at_the_hashed_model(deployment: Deployment, tmp_path: Path) -> None:
     from mlsecops_provider.core.hashing import model_signing_root_digest
-    from mlsecops_provider.core.registry import download_model
+    from mlsecops_provider.core.tracking.registry import download_model
 
     client = _client(deployment)
     versions = client.search_model_versions(f"name = '{MODEL_NAME}'")
@@ -176,8 +176,8 @@ def test_champion_alias_points_at_the_hashed_model(deployment: Deployment, tmp_p
 
 def _check_signed_promotion(deployment: Deployment, tags: dict[str, str]) -> None:
     """The champion's signed record: in S3, encrypted, and verified as a consumer would."""
-    from mlsecops_provider.core.audit_log import default_log_uri
-    from mlsecops_provider.core.promotion_record import (
+    from mlsecops_provider.core.promotion.audit_log import default_log_uri
+    from mlsecops_provider.core.promotion.record import (
         TAG_EVIDENCE_SHA256,
         TAG_EVIDENCE_URI,
         TAG_MODEL_SHA256,

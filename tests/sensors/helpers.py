@@ -6,10 +6,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mlsecops_provider.core.datasets import DatasetRef
-from mlsecops_provider.core.lineage import LineageRecorder, RunKey
-from mlsecops_provider.core.registry import CHAMPION
+from mlsecops_provider.core.data.datasets import DatasetRef
 from mlsecops_provider.core.settings import Settings
+from mlsecops_provider.core.tracking.lineage import LineageRecorder, RunKey
+from mlsecops_provider.core.tracking.registry import CHAMPION
 
 
 def unique(prefix: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mlsecops_provider.core.datasets import write_table
+from mlsecops_provider.core.data.datasets import write_table
 from mlsecops_provider.core.errors import LineageError
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.include.generator import LABEL, PII_COLUMNS, TEXT_COLUMN, generate

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
-from mlsecops_provider.core.datasets import write_table
+from mlsecops_provider.core.data.datasets import write_table
 from mlsecops_provider.core.errors import StorageError
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import sha256_bytes

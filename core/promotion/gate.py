@@ -1,0 +1,412 @@
+"""The signed promotion gate, and rollback.
+
+:func:`promote` moves a registry alias (``champion``) to a candidate version only when every
+required gate of the run passed (reports read back by digest), the provenance statement is
+intact and names the same model bytes, an approval (if required) was given, and the evidence
+bundle (in-toto Statement in a DSSE envelope) and the model (OpenSSF model-signing) are signed
+and verify with a key pinned in the policy. The move is compare-and-set: the champion read at
+the start is re-read right before the move and after it; if it changed, the gate fails. The
+old champion keeps ``previous-champion`` for :func:`rollback`. Every promotion, refusal and
+rollback is appended to the hash-chained audit log.
+
+Limit: the MLflow registry has no atomic compare-and-set for aliases; between the re-read and
+the write a concurrent writer can still slip in (milliseconds). The read after the write
+catches most such races; ``max_active_runs=1`` per DAG closes the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlsecops_provider.core.errors import LineageError, MLSecOpsError
+from mlsecops_provider.core.evidence import EvidenceStore, GateResult, Verdict, utcnow
+from mlsecops_provider.core.hashing import hash_path
+from mlsecops_provider.core.promotion.audit_log import AuditEntry, AuditLog, default_log_uri
+from mlsecops_provider.core.promotion.checks import (
+    Approval,
+    Candidate,
+    PromotionRequest,
+    ProvenanceRef,
+    SigningPolicy,
+    check_approval,
+    check_gates,
+    check_provenance,
+    policy_digest,
+)
+from mlsecops_provider.core.promotion.record import (
+    TAG_ALIAS,
+    TAG_EVIDENCE_SHA256,
+    TAG_EVIDENCE_URI,
+    TAG_KEY_ID,
+    TAG_MODEL_SHA256,
+    TAG_PREVIOUS,
+    PromotionCheck,
+    RecordFailure,
+    check_record,
+    promotion_statement,
+    verify_promotion,
+)
+from mlsecops_provider.core.promotion.rollback import RollbackResult, rollback
+from mlsecops_provider.core.promotion.signing import (
+    PublicKey,
+    SignatureError,
+    SigningKey,
+    dsse_sign,
+    envelope_bytes,
+    sign_model,
+)
+from mlsecops_provider.core.provenance.slsa import statement_bytes
+from mlsecops_provider.core.settings import Settings
+from mlsecops_provider.core.storage import S3ClientFactory
+from mlsecops_provider.core.tracking.registry import alias_version, download_model
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+__all__ = [
+    "GATE",
+    "Approval",
+    "Candidate",
+    "PromotionCheck",
+    "PromotionEnv",
+    "PromotionRequest",
+    "RollbackResult",
+    "SigningPolicy",
+    "promote",
+    "rollback",
+    "verify_promotion",
+]
+log = logging.getLogger(__name__)
+GATE = "promotion"
+PROMOTION_TAGS = (TAG_EVIDENCE_URI, TAG_EVIDENCE_SHA256, TAG_KEY_ID, TAG_MODEL_SHA256)
+
+
+@dataclass
+class PromotionEnv:
+    """Where the gate writes: this run's evidence, the audit log, the registry."""
+
+    settings: Settings
+    store: EvidenceStore
+    audit: AuditLog
+    dag_id: str
+    run_id: str
+    before_move: Callable[[], None] | None = None  # hook between the first read and the re-read
+
+    @classmethod
+    def create(
+        cls, settings: Settings, dag_id: str, run_id: str, s3: S3ClientFactory | None = None
+    ) -> PromotionEnv:
+        audit = AuditLog(default_log_uri(settings.evidence_uri), s3)
+        return cls(settings, EvidenceStore(settings.evidence_uri, s3), audit, dag_id, run_id)
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        from mlflow import MlflowClient
+
+        return MlflowClient(self.settings.tracking_uri, self.settings.registry_uri)
+
+    def uri(self, name: str) -> str:
+        return self.store.uri_for(self.dag_id, self.run_id, GATE, name)
+
+
+@dataclass(frozen=True)
+class _Signed:
+    envelope_uri: str
+    envelope_sha256: str
+    model_sha256: str
+    key_id: str
+
+
+@dataclass
+class _State:
+    """What one promotion attempt knows; refusals and the result are built from it."""
+
+    request: PromotionRequest
+    signing: SigningPolicy
+    champion: str | None
+    previous: str | None
+    started: str
+
+    @property
+    def name(self) -> str:
+        return self.request.candidate.name
+
+    @property
+    def version(self) -> str:
+        return self.request.candidate.version
+
+
+def promote(
+    request: PromotionRequest, key: SigningKey, env: PromotionEnv
+) -> tuple[GateResult, dict[str, Any]]:
+    """Run the gate; a refusal is verdict ``fail`` (audited), an error raises (audited)."""
+    signing = SigningPolicy.from_policy(request.policy)
+    trusted = signing.trusted_keys(env.settings.home, f"{request.policy.source}: signing")
+    name = request.candidate.name
+    state = _State(
+        request,
+        signing,
+        alias_version(env.client, name, signing.alias),
+        alias_version(env.client, name, signing.previous_alias),
+        utcnow(),
+    )
+    try:
+        return _promote(state, key, trusted, env)
+    except MLSecOpsError as err:
+        try:
+            _refuse(state, env, [f"error: {type(err).__name__}: {err}"])
+        except MLSecOpsError as audit_err:
+            log.error("could not audit the refusal: %s", audit_err)
+        raise
+
+
+def _promote(
+    state: _State, key: SigningKey, trusted: Mapping[str, PublicKey], env: PromotionEnv
+) -> tuple[GateResult, dict[str, Any]]:
+    request, signing = state.request, state.signing
+    gates, reasons = check_gates(
+        request.policy, request.gate_summaries, env.store, signing.block_on_warn
+    )
+    provenance, more = check_provenance(request.provenance, env.store)
+    required = (
+        signing.require_approval if request.require_approval is None else request.require_approval
+    )
+    reasons += more + check_approval(request.approval, required)
+    if state.champion == state.version:
+        reasons.append(f"version {state.version} is already {state.name}@{signing.alias}")
+    if key.key_id not in trusted:
+        reasons.append(f"signing key {key.key_id} is not pinned in the policy's signing section")
+    if reasons or provenance is None:
+        return _refuse(state, env, reasons, gates=gates)
+    with tempfile.TemporaryDirectory(prefix="mlsecops-promote-") as tmp:
+        model_dir = download_model(env.settings, request.candidate.source_uri, f"{tmp}/model")
+        model_sha256 = hash_path(model_dir).root_digest
+        if model_sha256 != provenance.model_sha256:
+            reason = (
+                f"model changed since provenance: sha256 {model_sha256}, "
+                f"statement says {provenance.model_sha256}"
+            )
+            return _refuse(state, env, [reason], gates=gates)
+        signed = _sign(state, env, key, model_dir, model_sha256, gates, provenance)
+        problem = _verify_signed(state, env, signed, model_dir, trusted)
+    if problem is None:
+        problem = _move(state, env, signed)
+    if problem:
+        return _refuse(state, env, [problem], gates=gates, signed=signed)
+    return _promoted(state, env, signed, gates)
+
+
+def _sign(
+    state: _State,
+    env: PromotionEnv,
+    key: SigningKey,
+    model_dir: str,
+    model_sha256: str,
+    gates: list[dict[str, Any]],
+    provenance: ProvenanceRef,
+) -> _Signed:
+    """Sign the model, then the statement that names the model signature; store both."""
+    signature_path = Path(model_dir).parent / "model.sig.json"
+    subject = sign_model(model_dir, signature_path, key)
+    if subject != model_sha256:
+        raise SignatureError(f"model-signing digest {subject} differs from sha256 {model_sha256}")
+    signature = env.store.put_bytes(env.uri("model.sig.json"), signature_path.read_bytes())
+    policy = state.request.policy
+    approval = state.request.approval
+    predicate = {
+        "alias": state.signing.alias,
+        "previousChampion": state.champion,
+        "source": state.request.candidate.source_uri,
+        "gates": gates,
+        "policy": {"source": policy.source, "sha256": policy_digest(policy)},
+        "provenance": {"uri": provenance.statement_uri, "sha256": provenance.statement_sha256},
+        "modelSignature": {"uri": signature.uri, "sha256": signature.sha256},
+        "approval": approval.to_dict() if approval else None,
+        "signer": {"keyid": key.key_id},
+        "invocationId": f"{env.dag_id}/{env.run_id}",
+        "promotedAt": utcnow(),
+    }
+    statement = promotion_statement(
+        name=state.name, version=state.version, model_sha256=model_sha256, predicate=predicate
+    )
+    envelope = dsse_sign(statement_bytes(statement), key)
+    ref = env.store.put_bytes(env.uri("promotion.dsse.json"), envelope_bytes(envelope))
+    log.info("Signed promotion record %s (sha256 %s)", ref.uri, ref.sha256)
+    return _Signed(ref.uri, ref.sha256, model_sha256, key.key_id)
+
+
+def _verify_signed(
+    state: _State,
+    env: PromotionEnv,
+    signed: _Signed,
+    model_dir: str,
+    trusted: Mapping[str, PublicKey],
+) -> str | None:
+    """Read the record back and verify it and the model with the pinned keys."""
+    envelope = env.store.read_bytes(signed.envelope_uri, signed.envelope_sha256)
+    try:
+        check_record(
+            envelope,
+            trusted,
+            name=state.name,
+            version=state.version,
+            model_dir=model_dir,
+            read=env.store.read_bytes,
+        )
+    except RecordFailure as err:
+        return f"signed record does not verify with the pinned keys: {err}"
+    return None
+
+
+def _move(state: _State, env: PromotionEnv, signed: _Signed) -> str | None:
+    """Tag the version, then compare-and-set the alias; a reason if the champion moved."""
+    from mlflow.exceptions import MlflowException
+
+    client, name, alias = env.client, state.name, state.signing.alias
+    tags = {
+        TAG_EVIDENCE_URI: signed.envelope_uri,
+        TAG_EVIDENCE_SHA256: signed.envelope_sha256,
+        TAG_KEY_ID: signed.key_id,
+        TAG_MODEL_SHA256: signed.model_sha256,
+        TAG_PREVIOUS: state.champion or "none",
+        TAG_ALIAS: alias,
+    }
+    try:
+        for tag, value in tags.items():
+            client.set_model_version_tag(name, state.version, tag, value)
+        if env.before_move is not None:
+            env.before_move()
+        current = alias_version(client, name, alias)
+        if current != state.champion:
+            _untag(client, name, state.version)
+            return (
+                f"{name}@{alias} changed from {_v(state.champion)} to {_v(current)} "
+                "during the promotion (compare-and-set failed); not moved"
+            )
+        client.set_registered_model_alias(name, alias, state.version)
+        if state.champion is not None:
+            client.set_registered_model_alias(name, state.signing.previous_alias, state.champion)
+        after = alias_version(client, name, alias)
+    except MlflowException as err:
+        raise LineageError(f"MLflow refused to move {name}@{alias}: {err}") from err
+    if after != state.version:
+        _untag(client, name, state.version)
+        return (
+            f"lost a race: {name}@{alias} is {_v(after)} right after moving it to v{state.version}"
+        )
+    return None
+
+
+def _untag(client: MlflowClient, name: str, version: str) -> None:
+    for tag in PROMOTION_TAGS:
+        client.delete_model_version_tag(name, version, tag)
+
+
+def _v(version: str | None) -> str:
+    return f"v{version}" if version else "unset"
+
+
+def _promoted(
+    state: _State, env: PromotionEnv, signed: _Signed, gates: list[dict[str, Any]]
+) -> tuple[GateResult, dict[str, Any]]:
+    details = {
+        "registered_model": state.name,
+        "version": state.version,
+        "alias": state.signing.alias,
+        "previous_version": state.champion,
+        "model_sha256": signed.model_sha256,
+        "evidence_uri": signed.envelope_uri,
+        "evidence_sha256": signed.envelope_sha256,
+        "key_id": signed.key_id,
+        "invocation": f"{env.dag_id}/{env.run_id}",
+    }
+    try:
+        entry = env.audit.append("promotion", details)
+    except MLSecOpsError:
+        _restore(state, env)
+        raise
+    message = (
+        f"{state.name} v{state.version} is now @{state.signing.alias} "
+        f"(was {_v(state.champion)}), signed by key {signed.key_id[:12]}"
+    )
+    result = GateResult(
+        gate=GATE,
+        verdict=Verdict.PASS,
+        subjects={"model": signed.model_sha256},
+        metrics={"promoted": 1, "gates_checked": len(gates)},
+        message=message,
+        tool_versions=_tool_versions(),
+        started_at=state.started,
+    )
+    return result, {**details, "gates": gates, "audit": _audit_ref(env, entry)}
+
+
+def _restore(state: _State, env: PromotionEnv) -> None:
+    """Undo a move whose audit entry could not be written (no unaudited promotion)."""
+    client, name = env.client, state.name
+    for alias, version in (
+        (state.signing.alias, state.champion),
+        (state.signing.previous_alias, state.previous),
+    ):
+        if version is None:
+            client.delete_registered_model_alias(name, alias)
+        else:
+            client.set_registered_model_alias(name, alias, version)
+    _untag(client, name, state.version)
+    log.error(
+        "audit append failed: %s@%s restored to %s", name, state.signing.alias, _v(state.champion)
+    )
+
+
+def _refuse(
+    state: _State,
+    env: PromotionEnv,
+    reasons: list[str],
+    *,
+    gates: list[dict[str, Any]] | None = None,
+    signed: _Signed | None = None,
+) -> tuple[GateResult, dict[str, Any]]:
+    details = {
+        "registered_model": state.name,
+        "version": state.version,
+        "alias": state.signing.alias,
+        "champion": state.champion,
+        "reasons": reasons,
+        "invocation": f"{env.dag_id}/{env.run_id}",
+    }
+    entry = env.audit.append("refusal", details)
+    log.warning("Promotion of %s v%s refused: %s", state.name, state.version, "; ".join(reasons))
+    more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
+    result = GateResult(
+        gate=GATE,
+        verdict=Verdict.FAIL,
+        metrics={"promoted": 0, "reasons": len(reasons)},
+        findings=[{"severity": "critical", "reason": r} for r in reasons],
+        message=f"promotion refused: {reasons[0]}{more}",
+        tool_versions=_tool_versions(),
+        started_at=state.started,
+    )
+    extra = (
+        {"evidence_uri": signed.envelope_uri, "evidence_sha256": signed.envelope_sha256}
+        if signed
+        else {}
+    )
+    return result, {**details, **extra, "gates": gates or [], "audit": _audit_ref(env, entry)}
+
+
+def _audit_ref(env: PromotionEnv, entry: AuditEntry) -> dict[str, Any]:
+    return {"uri": env.audit.uri, "seq": entry.seq, "hash": entry.hash}
+
+
+def _tool_versions() -> dict[str, str]:
+    try:
+        return {"model-signing": metadata.version("model-signing")}
+    except metadata.PackageNotFoundError:
+        return {}

@@ -1,0 +1,175 @@
+"""Lineage in MLflow: one run per DAG run, datasets with digests, gate verdicts, evidence.
+
+The run is found by its tags (``mlsecops.dag_id`` and ``mlsecops.run_id``) in the
+experiment named after the DAG, and created on first use, so every task of a DAG run,
+on any worker, writes to the same MLflow run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from mlsecops_provider.core.data.datasets import DatasetRef
+from mlsecops_provider.core.errors import LineageError
+from mlsecops_provider.core.evidence import GateResult
+from mlsecops_provider.core.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+TAG_DAG_ID = "mlsecops.dag_id"
+TAG_RUN_ID = "mlsecops.run_id"
+TAG_TRY = "mlsecops.try_number"
+TAG_GATE_PREFIX = "mlsecops.gate."
+MLFLOW_DIGEST_LEN = 32  # MLflow keeps at most 36 characters of a dataset digest
+
+
+def check_tracking_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, with one line naming the URI, when an HTTP tracking server does not answer."""
+    if urlparse(tracking_uri).scheme not in ("http", "https"):
+        return
+    import requests
+
+    try:
+        requests.get(tracking_uri.rstrip("/") + "/health", timeout=timeout).raise_for_status()
+    except requests.RequestException as err:
+        raise LineageError(f"MLflow tracking server {tracking_uri} is unreachable ({err})") from err
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """Which DAG run a record belongs to."""
+
+    dag_id: str
+    run_id: str
+    try_number: int | None = None
+
+
+class LineageRecorder:
+    """Writes the lineage of one DAG run into its MLflow run."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            check_tracking_reachable(self.settings.tracking_uri)
+            self._client = MlflowClient(self.settings.tracking_uri, self.settings.registry_uri)
+        return self._client
+
+    def experiment_id(self, name: str) -> str:
+        from mlflow.exceptions import MlflowException
+
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        location = self.settings.mlflow_artifact_root if self.settings.tracking_is_local else None
+        try:
+            return str(self.client.create_experiment(name, artifact_location=location))
+        except MlflowException:  # created meanwhile by a concurrent task
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
+
+    def run_for(self, key: RunKey) -> str:
+        """The MLflow run id of this DAG run, created on first use."""
+        try:
+            return self._find_or_create_run(key)
+        except LineageError:
+            raise
+        except Exception as err:  # MLflow raises many types for an unusable store
+            raise LineageError(
+                f"MLflow at {self.settings.tracking_uri} refused the run for "
+                f"{key.dag_id}/{key.run_id} ({type(err).__name__}: {err})"
+            ) from err
+
+    def _find_or_create_run(self, key: RunKey) -> str:
+        experiment_id = self.experiment_id(key.dag_id)
+        run_id = self._first_run(experiment_id, key)
+        if run_id is None:
+            tags = {TAG_DAG_ID: key.dag_id, TAG_RUN_ID: key.run_id}
+            created = str(
+                self.client.create_run(experiment_id, tags=tags, run_name=key.run_id).info.run_id
+            )
+            # Two tasks of one DAG run may create a run at once: the oldest one wins.
+            run_id = self._first_run(experiment_id, key) or created
+            if run_id != created:
+                self.client.delete_run(created)
+            else:
+                log.info("Opened MLflow run %s for %s/%s", run_id, key.dag_id, key.run_id)
+        if key.try_number is not None:
+            self.client.set_tag(run_id, TAG_TRY, str(key.try_number))
+        return run_id
+
+    def _first_run(self, experiment_id: str, key: RunKey) -> str | None:
+        query = f"tags.`{TAG_DAG_ID}` = '{key.dag_id}' and tags.`{TAG_RUN_ID}` = '{key.run_id}'"
+        runs = self.client.search_runs(
+            [experiment_id], query, max_results=1, order_by=["attributes.start_time ASC"]
+        )
+        return str(runs[0].info.run_id) if runs else None
+
+    def log_dataset(
+        self,
+        mlflow_run_id: str,
+        frame: pd.DataFrame,
+        ref: DatasetRef,
+        *,
+        name: str,
+        context: str,
+        targets: str | None = None,
+    ) -> None:
+        """Log a dataset input with its digest (the full SHA-256 goes into an input tag)."""
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.pandas_dataset import PandasDataset
+        from mlflow.entities import DatasetInput, InputTag
+
+        source = resolve_dataset_source(ref.uri)
+        dataset = PandasDataset(
+            frame, source, targets=targets, name=name, digest=ref.sha256[:MLFLOW_DIGEST_LEN]
+        )
+        tags = [
+            InputTag("mlflow.data.context", context),
+            InputTag("mlsecops.sha256", ref.sha256),
+            InputTag("mlsecops.uri", ref.uri),
+        ]
+        entity = dataset._to_mlflow_entity()
+        self.client.log_inputs(mlflow_run_id, [DatasetInput(entity, tags)])
+
+    def log_gate(self, mlflow_run_id: str, result: GateResult) -> None:
+        """Verdict as a tag, numeric metrics under the gate's name, the report URI as a tag."""
+        from mlflow.entities import Metric, RunTag
+
+        prefix = f"{TAG_GATE_PREFIX}{result.gate}"
+        tags = [RunTag(prefix, result.verdict.value)]
+        if result.evidence_uri:
+            tags.append(RunTag(f"{prefix}.evidence_uri", result.evidence_uri))
+            tags.append(RunTag(f"{prefix}.evidence_sha256", result.evidence_sha256 or ""))
+        metrics = [
+            Metric(f"{result.gate}.{k}", float(v), _now_ms(), 0)
+            for k, v in result.metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
+        self.client.log_batch(mlflow_run_id, metrics=metrics, tags=tags)
+
+    def log_evidence(self, mlflow_run_id: str, local_path: str, artifact_path: str) -> None:
+        self.client.log_artifact(mlflow_run_id, local_path, artifact_path)
+
+    def set_tags(self, mlflow_run_id: str, tags: dict[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(mlflow_run_id, key, str(value))
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)

@@ -1,0 +1,403 @@
+"""The data validation gate: a GX 1.x expectation suite plus the poisoning screens.
+
+The suite is GX suite JSON (``ExpectationSuite.to_json_dict()``: ``name`` and
+``expectations`` of ``{type, kwargs, meta, severity}``). Every expectation is built with GX
+up front, so a malformed suite is a :class:`ConfigError` naming the expectation's index and
+type. ``severity`` (or ``meta.severity``) is ``critical`` (failure fails the gate),
+``warning`` (failure gives ``warn``) or ``info`` (recorded only). A missing column is a
+failed expectation, not a crash. Row values GX samples (``partial_unexpected_list`` and
+friends) are removed from the stored result unless ``keep_unexpected_values`` is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from mlsecops_provider.core.errors import ConfigError, DataError, PolicyError
+from mlsecops_provider.core.evidence import GateResult, Verdict
+from mlsecops_provider.core.policy import Policy, section_config
+from mlsecops_provider.core.storage import normalise_uri, read_verified, storage_for
+from mlsecops_provider.core.validation.data_docs import render_html
+from mlsecops_provider.core.validation.poisoning import (
+    PoisoningConfig,
+    PoisoningReport,
+    screen_dataset,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+GATE = "data_validation"
+SEVERITIES = ("critical", "warning", "info")
+EXPECTATION_KEYS = {"type", "kwargs", "meta", "severity", "id", "notes", "description"}
+INDEX_KEY = "mlsecops_index"  # added to each expectation's meta to map results back
+# Sampled row values (may be PII): dropped from stored results unless asked for.
+REDACTED_PREFIXES = ("partial_unexpected", "unexpected_list", "unexpected_index", "unexpected_rows")
+MAX_FAILED_IN_SUMMARY = 10
+TOOLS = ("great_expectations", "pandas", "numpy", "scipy")
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """Policy section ``gates.data_validation`` (``screens`` is a :class:`PoisoningConfig`)."""
+
+    keep_unexpected_values: bool = False
+    render_html: bool = True
+    screens: PoisoningConfig = field(default_factory=PoisoningConfig)
+
+    @classmethod
+    def from_policy(cls, policy: Policy) -> ValidationConfig:
+        where = f"{policy.source}: gates.{GATE}"
+        section = dict(policy.section(GATE))
+        screens = section.pop("screens", None) or {}
+        if not isinstance(screens, Mapping):
+            raise PolicyError(f"{where}.screens: must be a mapping")
+        base = section_config(cls, section, where)
+        return replace(base, screens=section_config(PoisoningConfig, screens, f"{where}.screens"))
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A checked expectation suite: name, digest and one GX configuration per expectation."""
+
+    name: str
+    sha256: str
+    configurations: tuple[Any, ...] = field(repr=False, compare=False)
+
+    def build(self) -> Any:
+        """A fresh GX ``ExpectationSuite`` (GX binds expectations to one suite)."""
+        gx = import_gx()
+        built = [c.to_domain_obj() for c in self.configurations]
+        return gx.ExpectationSuite(name=self.name, expectations=built)
+
+
+def load_suite(source: str | Mapping[str, Any]) -> Suite:
+    """Load and check a suite from a path/URI or from an already parsed JSON mapping."""
+    if isinstance(source, Mapping):
+        return parse_suite(source, "suite")
+    uri = normalise_uri(source)
+    data = read_verified(storage_for(uri), uri, None)
+    try:
+        spec = json.loads(data)
+    except ValueError as err:
+        raise ConfigError(f"{source}: suite is not valid JSON ({err})") from err
+    return parse_suite(spec, str(source))
+
+
+def parse_suite(spec: Any, where: str = "suite") -> Suite:
+    """Check every expectation with GX; the first bad one is named by index and type."""
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{where}: a suite must be a JSON object")
+    name = spec.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}: suite 'name' must be a non-empty string")
+    expectations = spec.get("expectations")
+    if not isinstance(expectations, list) or not expectations:
+        raise ConfigError(f"{where}: 'expectations' must be a non-empty list")
+    configs = tuple(_configuration(item, i, where) for i, item in enumerate(expectations))
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+    return Suite(name, hashlib.sha256(canonical.encode()).hexdigest(), configs)
+
+
+def _configuration(item: Any, index: int, where: str) -> Any:
+    import_gx()
+    from great_expectations.exceptions import ExpectationNotFoundError, GreatExpectationsError
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+    from great_expectations.expectations.metadata_types import FailureSeverity
+
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"{where}: expectations[{index}]: must be a JSON object")
+    label = f"{where}: expectations[{index}] ({item.get('type', '<no type>')})"
+    unknown = set(item) - EXPECTATION_KEYS
+    if unknown:
+        raise ConfigError(f"{label}: unknown field(s) {sorted(unknown)}")
+    if not isinstance(item.get("type"), str) or not isinstance(item.get("kwargs", {}), Mapping):
+        raise ConfigError(f"{label}: needs a string 'type' and an object 'kwargs'")
+    meta = item.get("meta") or {}
+    if not isinstance(meta, Mapping):
+        raise ConfigError(f"{label}: 'meta' must be an object")
+    try:
+        config = ExpectationConfiguration(
+            type=item["type"],
+            kwargs=dict(item.get("kwargs", {})),
+            meta={**meta, INDEX_KEY: index},
+            severity=FailureSeverity(_severity(item, meta, label)),
+            notes=item.get("notes"),
+            description=item.get("description"),
+        )
+        config.to_domain_obj()
+    except ExpectationNotFoundError as err:
+        raise ConfigError(f"{label}: unknown expectation type") from err
+    except (GreatExpectationsError, ValueError, TypeError) as err:
+        raise ConfigError(f"{label}: {_one_line(err)}") from err
+    return config
+
+
+def _severity(item: Mapping[str, Any], meta: Mapping[str, Any], label: str) -> str:
+    top, from_meta = item.get("severity"), meta.get("severity")
+    if top is not None and from_meta is not None and top != from_meta:
+        raise ConfigError(f"{label}: severity {top!r} conflicts with meta.severity {from_meta!r}")
+    severity = top or from_meta or "critical"
+    if severity not in SEVERITIES:
+        raise ConfigError(f"{label}: severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+    return str(severity)
+
+
+def _one_line(err: Exception, limit: int = 300) -> str:
+    details = getattr(err, "errors", None)  # pydantic: "field: message" pairs, not a dump
+    if callable(details):
+        text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in details())
+    else:
+        text = getattr(err, "message", None) or str(err)
+    return _short(str(text), limit)
+
+
+def import_gx() -> Any:
+    """Import GX with usage statistics off (the variable must be set before the first import)."""
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    import great_expectations as gx
+
+    return gx
+
+
+def gx_context() -> Any:
+    """An ephemeral GX context with analytics and progress bars off (nothing leaves the host)."""
+    gx = import_gx()
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        analytics_enabled=False,
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def run_suite(frame: pd.DataFrame, suite: Suite) -> dict[str, Any]:
+    """Validate ``frame`` with GX (one ValidationDefinition run); return the result as JSON."""
+    gx = import_gx()
+    context = gx_context()
+    asset = context.data_sources.add_pandas("mlsecops").add_dataframe_asset("batch")
+    gx_suite = suite.build()
+    if len(gx_suite.expectations) != len(suite.configurations):
+        raise DataError(f"suite {suite.name!r}: GX dropped expectations while building it")
+    definition = gx.ValidationDefinition(
+        name="mlsecops",
+        data=asset.add_batch_definition_whole_dataframe("whole"),
+        suite=context.suites.add(gx_suite),
+    )
+    try:  # run() reads the batch once; batch.validate() would read (and fingerprint) it twice
+        result = definition.run(batch_parameters={"dataframe": frame}, result_format="BASIC")
+    except Exception as err:  # GX raises many types; a suite that cannot run fails closed
+        raise DataError(f"suite {suite.name!r}: GX could not validate ({_one_line(err)})") from err
+    return dict(result.to_json_dict())
+
+
+def redact(gx_result: dict[str, Any]) -> dict[str, Any]:
+    """Remove sampled row values from every expectation result (in place)."""
+    for item in gx_result.get("results", []):
+        values = item.get("result") or {}
+        for key in [k for k in values if k.startswith(REDACTED_PREFIXES)]:
+            del values[key]
+    return gx_result
+
+
+def expectation_rows(gx_result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One safe row per expectation (suite order): type, column, severity, status, observed."""
+    rows = []
+    for item in gx_result.get("results", []):
+        config = item.get("expectation_config") or {}
+        error = _exception_message(item.get("exception_info") or {})
+        status = "pass" if item.get("success") else ("error" if error else "fail")
+        rows.append(
+            {
+                "index": (config.get("meta") or {}).get(INDEX_KEY),
+                "type": config.get("type"),
+                "column": _column_of(config.get("kwargs") or {}),
+                "severity": str(config.get("severity") or "critical"),
+                "status": status,
+                "observed": _short(f"error: {error}") if error else _observed(item, config),
+            }
+        )
+    return sorted(rows, key=lambda r: (r["index"] is None, r["index"] or 0))
+
+
+def _exception_message(info: Mapping[str, Any]) -> str | None:
+    """GX puts one exception at the top level or one per failed metric."""
+    candidates = [info, *(v for v in info.values() if isinstance(v, Mapping))]
+    return next(
+        (str(c["exception_message"]) for c in candidates if c.get("raised_exception")), None
+    )
+
+
+def _column_of(kwargs: Mapping[str, Any]) -> str | None:
+    for key in ("column", "column_A"):
+        if key in kwargs:
+            extra = f",{kwargs['column_B']}" if "column_B" in kwargs else ""
+            return f"{kwargs[key]}{extra}"
+    if "column_list" in kwargs:
+        return ",".join(map(str, kwargs["column_list"]))
+    return None
+
+
+def _observed(item: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    """A short description of what was seen: counts and aggregates, never sampled rows."""
+    result = item.get("result") or {}
+    mismatched = (result.get("details") or {}).get("mismatched")
+    if isinstance(mismatched, Mapping):
+        return _short("; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in mismatched.items()))
+    if "unexpected_count" in result:
+        pct = result.get("unexpected_percent") or 0.0
+        counted = f"{result['unexpected_count']} of {result.get('element_count')} unexpected"
+        return f"{counted} ({pct:.3g}%)"
+    value = result.get("observed_value")
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list):
+        if str(config.get("type")).startswith("expect_table_"):
+            return _short(", ".join(map(str, value)))
+        return f"{len(value)} distinct values"
+    return _short(str(value)) if value is not None else ""
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def summarize(gx_result: Mapping[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The compact summary: success, statistics and up to ten failed expectations."""
+    failed = _failed(rows)
+    stats = gx_result.get("statistics") or {}
+    return {
+        "success": bool(gx_result.get("success")),
+        "statistics": {
+            "evaluated": int(stats.get("evaluated_expectations", 0)),
+            "successful": int(stats.get("successful_expectations", 0)),
+            "unsuccessful": int(stats.get("unsuccessful_expectations", 0)),
+            "success_percent": round(float(stats.get("success_percent") or 0.0), 3),
+        },
+        "failed_total": len(failed),
+        "failed_expectations": failed[:MAX_FAILED_IN_SUMMARY],
+    }
+
+
+def _failed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    failed = [r for r in rows if r["status"] != "pass"]
+    return sorted(failed, key=lambda r: rank.get(r["severity"], 0))
+
+
+def validate_dataset(
+    frame: pd.DataFrame,
+    suite: Suite | str | Mapping[str, Any],
+    reference: pd.DataFrame | None = None,
+    config: ValidationConfig | None = None,
+    subjects: Mapping[str, str] | None = None,
+    screens: PoisoningReport | None = None,
+) -> tuple[GateResult, dict[str, Any]]:
+    """Validate a batch with a suite and the screens: ``(GateResult, JSON details)``.
+
+    Pass ``screens`` (from :func:`screen_dataset`, e.g. with ``quarantine=True``) to reuse
+    screens already run; otherwise they run here when ``config.screens.enabled``.
+    """
+    config = config or ValidationConfig()
+    checked = suite if isinstance(suite, Suite) else load_suite(suite)
+    base = GateResult(
+        GATE,
+        Verdict.FAIL,
+        subjects={**(subjects or {}), "suite": f"sha256:{checked.sha256}"},
+        tool_versions={name: metadata.version(name) for name in TOOLS},
+    )
+    if len(frame) == 0:
+        finding = {"kind": "dataset", "reason": "dataset is empty (0 rows)"}
+        result = base.finished(message="dataset is empty (0 rows)", findings=[finding])
+        return result, {"suite": {"name": checked.name, "sha256": checked.sha256}}
+    gx_result = run_suite(frame, checked)
+    if not config.keep_unexpected_values:
+        redact(gx_result)
+    rows = expectation_rows(gx_result)
+    if screens is None and config.screens.enabled:
+        screens = screen_dataset(frame, reference, config.screens)
+    verdict, message = decide(rows, screens, config.screens.warn_only)
+    log.info("data validation of suite %s: %s (%s)", checked.name, verdict.value, message)
+    summary = summarize(gx_result, rows)
+    result = base.finished(
+        verdict=verdict,
+        message=message,
+        metrics=_metrics(frame, summary, rows, screens),
+        findings=_findings(rows, screens, config.screens.warn_only),
+    )
+    details: dict[str, Any] = {
+        "suite": {"name": checked.name, "sha256": checked.sha256},
+        "summary": summary,
+        "expectations": rows,
+        "screens": screens.to_dict() if screens else None,
+        "validation_result": gx_result,
+    }
+    if config.render_html:
+        details["data_docs_html"] = render_html(result, checked.name, rows, screens)
+    return result, details
+
+
+def decide(
+    rows: list[dict[str, Any]], report: PoisoningReport | None, warn_only: tuple[str, ...] = ()
+) -> tuple[Verdict, str]:
+    """Critical failure or blocking screen: fail; warnings or warn-only screens: warn."""
+    failed = _failed(rows)
+    counts = {s: sum(r["severity"] == s for r in failed) for s in SEVERITIES}
+    screens = [s.name for s in report.failed()] if report else []
+    blocking = [s for s in screens if s not in warn_only]
+    parts = [f"{n} {s} expectation(s) failed" for s, n in counts.items() if n]
+    if screens:
+        parts.append(f"screens failed: {', '.join(screens)}")
+    if counts["critical"] or blocking:
+        return Verdict.FAIL, "; ".join(parts)
+    if counts["warning"] or screens:
+        return Verdict.WARN, "; ".join(parts)
+    screened = f" and {len(report.screens)} screens" if report else ""
+    return Verdict.PASS, f"all {len(rows)} expectations{screened} passed" + (
+        f" ({counts['info']} info-only failure(s))" if counts["info"] else ""
+    )
+
+
+def _metrics(
+    frame: pd.DataFrame, summary: Mapping[str, Any], rows: list[dict[str, Any]], report: Any
+) -> dict[str, Any]:
+    """Flat scalar metrics (they go to XCom); the nested figures stay in the details."""
+    metrics: dict[str, Any] = {"rows": len(frame), "columns": len(frame.columns)}
+    metrics.update({f"expectations_{k}": v for k, v in summary["statistics"].items()})
+    failed = _failed(rows)
+    metrics.update({f"{s}_failures": sum(r["severity"] == s for r in failed) for s in SEVERITIES})
+    for screen in report.screens if report else ():
+        metrics[f"screen_{screen.name}"] = screen.status
+        scalars = {k: v for k, v in screen.metrics.items() if isinstance(v, (int, float, str))}
+        metrics.update({f"{screen.name}_{k}": v for k, v in scalars.items()})
+    return metrics
+
+
+def _findings(
+    rows: list[dict[str, Any]], report: PoisoningReport | None, warn_only: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    blocking = [{"kind": "expectation", **r} for r in _failed(rows) if r["severity"] == "critical"]
+    rest = [{"kind": "expectation", **r} for r in _failed(rows) if r["severity"] != "critical"]
+    for screen in report.failed() if report else []:
+        severity = "warning" if screen.name in warn_only else "critical"
+        target = rest if severity == "warning" else blocking
+        target.extend({"kind": "screen", "severity": severity, **f} for f in screen.findings)
+    return blocking + rest
