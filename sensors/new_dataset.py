@@ -10,15 +10,11 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from mlsecops_provider.connections import s3_client_factory
-from mlsecops_provider.core.data.versions import (
-    DEFAULT_LOOKBACK_RUNS,
-    DEFAULT_SUFFIXES,
-    VersionWatcher,
-    known_digests,
-)
+from mlsecops_provider.core.data.versions import DEFAULT_SUFFIXES, VersionWatcher
 from mlsecops_provider.core.errors import StorageError
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import normalise_uri
+from mlsecops_provider.core.tracking.datasets import DEFAULT_LOOKBACK_RUNS, known_digests
 from mlsecops_provider.sensors.triggers.new_dataset import NewDatasetTrigger
 
 

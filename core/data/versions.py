@@ -2,8 +2,8 @@
 
 A *version* is one object under the prefix (hidden files and other suffixes are ignored).
 The newest is the one modified last (ties: the greatest URI). It is *new* when its SHA-256
-is not among the datasets the training DAG's recent MLflow runs logged (any context:
-``raw`` is logged at ingest, so a version being trained on right now is not new again).
+is not among the datasets the training DAG's recent MLflow runs logged
+(:func:`mlsecops_provider.core.tracking.datasets.known_digests`).
 A new object with bytes already trained on is not new; a changed object (other ETag or
 mtime, other bytes) is. Digests are cached by (URI, ETag) so an unchanged object is hashed
 once per :class:`VersionWatcher`.
@@ -18,17 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from mlsecops_provider.core.errors import LineageError, StorageError
-from mlsecops_provider.core.settings import Settings
+from mlsecops_provider.core.errors import StorageError
 from mlsecops_provider.core.storage import S3ClientFactory, _local_path, _s3_reason, _split_s3
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SUFFIXES = (".parquet", ".csv")
-DEFAULT_LOOKBACK_RUNS = 20
-TAG_SHA256 = "mlsecops.sha256"
-TAG_URI = "mlsecops.uri"
-TAG_CONTEXT = "mlflow.data.context"
 CHUNK = 1 << 20
 
 
@@ -153,47 +148,6 @@ def object_sha256(uri: str, s3_client_factory: S3ClientFactory | None = None) ->
             return hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError as err:
         raise StorageError(f"{uri}: cannot read ({os.strerror(err.errno or 0)})") from err
-
-
-def _experiment_runs(client: Any, experiment_name: str, lookback: int) -> list[Any]:
-    experiment = client.get_experiment_by_name(experiment_name)
-    if experiment is None:
-        return []
-    return list(
-        client.search_runs(
-            [experiment.experiment_id],
-            order_by=["attributes.start_time DESC"],
-            max_results=lookback,
-        )
-    )
-
-
-def dataset_inputs(run: Any) -> list[dict[str, str]]:
-    """The dataset inputs of an MLflow run as dicts of their input tags."""
-    inputs = run.inputs.dataset_inputs if run.inputs else []
-    return [{t.key: t.value for t in i.tags} for i in inputs]
-
-
-def known_digests(
-    settings: Settings,
-    experiment_name: str,
-    lookback_runs: int = DEFAULT_LOOKBACK_RUNS,
-) -> set[str]:
-    """SHA-256 of every dataset the last ``lookback_runs`` runs of the experiment logged."""
-    from mlflow import MlflowClient
-
-    from mlsecops_provider.core.tracking.lineage import check_tracking_reachable
-
-    check_tracking_reachable(settings.tracking_uri)
-    try:
-        client = MlflowClient(settings.tracking_uri, settings.registry_uri)
-        runs = _experiment_runs(client, experiment_name, lookback_runs)
-    except Exception as err:  # MLflow raises many types for an unusable store
-        raise LineageError(
-            f"cannot read the lineage of {experiment_name!r} from MLflow at "
-            f"{settings.tracking_uri} ({type(err).__name__}: {err})"
-        ) from err
-    return {tags[TAG_SHA256] for run in runs for tags in dataset_inputs(run) if TAG_SHA256 in tags}
 
 
 @dataclass

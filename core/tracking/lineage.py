@@ -17,6 +17,10 @@ from mlsecops_provider.core.errors import LineageError
 from mlsecops_provider.core.evidence import GateResult
 from mlsecops_provider.core.settings import Settings
 
+TAG_SHA256 = "mlsecops.sha256"  # dataset input tags: what lineage readers match on
+TAG_URI = "mlsecops.uri"
+TAG_CONTEXT = "mlflow.data.context"
+
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
@@ -138,9 +142,9 @@ class LineageRecorder:
             frame, source, targets=targets, name=name, digest=ref.sha256[:MLFLOW_DIGEST_LEN]
         )
         tags = [
-            InputTag("mlflow.data.context", context),
-            InputTag("mlsecops.sha256", ref.sha256),
-            InputTag("mlsecops.uri", ref.uri),
+            InputTag(TAG_CONTEXT, context),
+            InputTag(TAG_SHA256, ref.sha256),
+            InputTag(TAG_URI, ref.uri),
         ]
         entity = dataset._to_mlflow_entity()
         self.client.log_inputs(mlflow_run_id, [DatasetInput(entity, tags)])

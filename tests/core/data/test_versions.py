@@ -11,7 +11,6 @@ import pytest
 from mlsecops_provider.core.data.datasets import write_table
 from mlsecops_provider.core.data.versions import (
     VersionWatcher,
-    known_digests,
     list_versions,
     newest_version,
     object_sha256,
@@ -19,6 +18,7 @@ from mlsecops_provider.core.data.versions import (
 from mlsecops_provider.core.errors import StorageError
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import sha256_bytes
+from mlsecops_provider.core.tracking.datasets import known_digests
 from mlsecops_provider.include.generator import generate
 from tests.sensors.helpers import log_training_run, unique
 
