@@ -21,12 +21,8 @@ from typing import TYPE_CHECKING, Any
 from mlsecops_provider.core.errors import DataError, LineageError, MLSecOpsError, PolicyError
 from mlsecops_provider.core.policy import Policy, section_config
 from mlsecops_provider.core.settings import Settings
-from mlsecops_provider.core.tracking.datasets import (
-    TAG_CONTEXT,
-    TAG_SHA256,
-    TAG_URI,
-    dataset_inputs,
-)
+from mlsecops_provider.core.tracking.datasets import dataset_inputs
+from mlsecops_provider.core.tracking.lineage import TAG_CONTEXT, TAG_SHA256, TAG_URI
 from mlsecops_provider.core.tracking.registry import CHAMPION
 from mlsecops_provider.core.validation.poisoning import PoisoningConfig, drift_screen
 
