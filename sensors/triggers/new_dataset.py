@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from mlsecops_provider.connections import s3_hook_factory
 from mlsecops_provider.core.data.versions import DEFAULT_SUFFIXES, VersionWatcher
 from mlsecops_provider.core.errors import MLSecOpsError
 
@@ -58,15 +59,7 @@ class NewDatasetTrigger(BaseTrigger):
         )
 
     def _watcher(self) -> VersionWatcher:
-        factory = None
-        if self.aws_conn_id:
-            conn_id = self.aws_conn_id
-
-            def factory() -> Any:
-                from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-                return S3Hook(aws_conn_id=conn_id).get_conn()
-
+        factory = s3_hook_factory(self.aws_conn_id)
         return VersionWatcher(self.prefix_uri, tuple(self.suffixes), factory)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
