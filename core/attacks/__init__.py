@@ -1,0 +1,1 @@
+"""Attacks on a candidate model before it ships: membership inference, evasion, backdoors."""
