@@ -1,0 +1,1 @@
+"""Serving: the guarded champion endpoint, shadow mirroring, fallback and the prediction log."""
