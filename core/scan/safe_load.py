@@ -2,8 +2,9 @@
 
 The bytes are read once into memory (with their digest checked when one is given), scanned,
 and then loaded from that same buffer: there is no second read of the file, so nothing can
-be swapped between the check and the use. Pickles are loaded by an unpickler whose
-``find_class`` enforces the same allowlist the scanner used, as a second line of defence.
+be swapped between the check and the use. Pickles are loaded by an unpickler that enforces
+the scanner's rule itself (:mod:`pickle.restricted`: allowlisted globals only, calls only of
+those, no BUILD state that runs code), so a scan miss cannot become code execution here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from urllib.parse import unquote, urlparse
 from mlsecops_provider.core.errors import DataError, UnsafeModelError
 from mlsecops_provider.core.scan.formats import Blob, decompress, parse_npy_header
 from mlsecops_provider.core.scan.gate import ModelScanConfig, scan_model_bytes
-from mlsecops_provider.core.scan.pickle.allowlist import RESOLVERS, Allowlist
+from mlsecops_provider.core.scan.pickle.allowlist import Allowlist
+from mlsecops_provider.core.scan.pickle.restricted import restricted_unpickler
 from mlsecops_provider.core.storage import (
     S3ClientFactory,
     normalise_uri,
@@ -70,18 +72,6 @@ def _load(data: bytes, fmt: str, config: ModelScanConfig) -> Any:
     if fmt not in loaders:
         raise DataError(f"safe_load cannot load {fmt} models (scanned safe, but no safe loader)")
     return loaders[fmt](data, config.allowlist)
-
-
-def restricted_unpickler(base: type[Any], allow: Allowlist) -> type[Any]:
-    """A subclass of ``base`` whose ``find_class`` only returns allowlisted globals."""
-
-    class Restricted(base):
-        def find_class(self, module: str, name: str) -> Any:
-            if f"{module}.{name}" in RESOLVERS or not allow.allows(module, name):
-                raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
-            return super().find_class(module, name)
-
-    return Restricted
 
 
 def _load_pickle(data: bytes, allow: Allowlist) -> Any:

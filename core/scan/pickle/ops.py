@@ -34,10 +34,10 @@ class Global:
 class Obj:
     """The result of calling or instantiating something while unpickling."""
 
-    __slots__ = ("func", "args")
+    __slots__ = ("func", "args", "state")
 
     def __init__(self, func: Global | None, args: Any) -> None:
-        self.func, self.args = func, args
+        self.func, self.args, self.state = func, args, None
 
 
 class Opaque:
@@ -139,7 +139,8 @@ _register_simple()
 @_op(b"\x80ILS\x8a\x8b")
 def _number_or_string(m: Machine) -> None:
     if m.code == 0x80:
-        if m.take(1)[0] > 5:
+        m.proto = m.take(1)[0]
+        if m.proto > 5:
             raise Broken("unsupported pickle protocol")
         return
     if m.code in (0x8A, 0x8B):

@@ -9,7 +9,6 @@ the break and the break is a finding of its own. joblib's inline arrays are skip
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import struct
 from dataclasses import dataclass, field
@@ -23,6 +22,13 @@ from mlsecops_provider.core.scan.pickle.allowlist import (
     Allowlist,
     is_valid_global,
     normalise,
+)
+from mlsecops_provider.core.scan.pickle.gadgets import (
+    CALLABLE_ARGUMENT,
+    UnknownDtype,
+    real_dtype,
+    smuggled_keys,
+    state_problem,
 )
 from mlsecops_provider.core.scan.pickle.ops import (
     DISPATCH,
@@ -57,7 +63,7 @@ class Machine:
         self.findings: dict[tuple[str, str], Finding] = {}
         self.pos = pos
         self.code = 0
-        self.opcodes = self.calls = self.globals = 0
+        self.opcodes = self.calls = self.globals = self.denied = self.proto = 0
         self.complete, self.root, self.error = False, None, ""
         self.persistent_ids: list[Any] = []
         self.imported: dict[str, tuple[str, str]] = {}  # flagged global -> its finding key
@@ -161,11 +167,12 @@ class Machine:
         return items
 
     def load_global(self, module: str, name: str) -> Global:
-        if self.lenient and not _importable(module, name):
-            raise Broken(f"global {module}.{name} cannot be imported here")
-        severity, reason = self.allow.classify(module, name)
-        module, name = normalise(module, name)
+        if self.lenient and not is_valid_global(module, name):
+            raise Broken(f"{module!r}.{name!r} is not an importable name")  # text, not a pickle
+        severity, reason = self.allow.classify(module, name, self.proto)
+        module, name = normalise(module, name, self.proto)
         self.globals += 1
+        self.denied += severity == "critical"
         found = Global(module, name)
         if severity:
             self.flag(found.full, severity, reason)
@@ -184,6 +191,11 @@ class Machine:
                 return self.load_global(args[0], args[1])
             self.flag(func.full, "critical", f"{func.full} resolves a non-literal global")
             return Opaque("resolved global")
+        for index in CALLABLE_ARGUMENT.get(func.full, ()):
+            given = args[index] if isinstance(args, tuple) and len(args) > index else None
+            if not isinstance(given, (Global, type(None))):
+                reason = f"{func.full} is given {describe(given)} to call or instantiate"
+                self.flag(func.full, "high", reason)
         key = self.imported.pop(func.full, None)
         if key in self.findings:  # report the call site of a flagged import
             found = self.findings[key]
@@ -197,12 +209,17 @@ class Machine:
         inst = self.stack[-1]
         if isinstance(inst, Global):
             self.flag(inst.full, "high", f"BUILD rewrites the class or function {inst.full}")
-        parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
-        for part in parts:
-            for key in part if isinstance(part, dict) else ():
-                if isinstance(key, str) and key.startswith("__") and key.endswith("__"):
-                    reason = f"BUILD sets {key} on {describe(inst)} (attribute smuggling)"
-                    self.flag(describe(inst), "high", reason)
+        for key in smuggled_keys(state):
+            self.flag(
+                describe(inst),
+                "high",
+                f"BUILD sets {key} on {describe(inst)} (attribute smuggling)",
+            )
+        problem = state_problem(state)
+        if problem:
+            self.flag(describe(inst), "critical", problem)
+        if isinstance(inst, Obj):
+            inst.state = state
         if self.joblib and isinstance(inst, Obj) and inst.func and inst.func.full == JOBLIB_WRAPPER:
             self.arrays += 1
             self.skip_joblib_array(state)
@@ -210,19 +227,15 @@ class Machine:
 
     def skip_joblib_array(self, state: Any) -> None:
         """joblib writes the array's raw bytes (or a nested pickle) right after this BUILD."""
-        import numpy
-
         if not isinstance(state, dict):
             raise Broken("joblib array wrapper has no state dict")
-        dtype, shape = state.get("dtype"), state.get("shape")
-        code = dtype.args[0] if isinstance(dtype, Obj) and isinstance(dtype.args, tuple) else None
-        ok = isinstance(shape, tuple) and all(isinstance(d, int) and d >= 0 for d in shape)
-        try:
-            parsed = numpy.dtype(code) if isinstance(code, str) and ok else None
-        except (TypeError, ValueError):
-            parsed = None
-        if parsed is None:
-            raise Broken("cannot size the joblib array that follows")
+        shape = state.get("shape")
+        if not (isinstance(shape, tuple) and all(isinstance(d, int) and d >= 0 for d in shape)):
+            raise Broken("cannot size the joblib array that follows: no literal shape")
+        try:  # the dtype as numpy rebuilds it: code, flags and its BUILD state (fields, ...)
+            parsed = real_dtype(state.get("dtype"))
+        except UnknownDtype as err:
+            raise Broken(f"cannot size the joblib array that follows: {err}") from err
         if parsed.hasobject:
             nested = Machine(self.blob, self.source, self.end, self.allow, False).run()
             self.findings.update(nested.findings)
@@ -239,15 +252,6 @@ class Machine:
     def persistent(self, pid: Any) -> None:
         self.persistent_ids.append(pid)
         self.push(Opaque("persistent object"))
-
-
-def _importable(module: str, name: str) -> bool:
-    if not is_valid_global(module, name):
-        return False
-    try:
-        return importlib.util.find_spec(module.split(".")[0]) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 # --- scanning whole streams ---------------------------------------------------------------
@@ -282,7 +286,11 @@ def scan_pickles(
         machine = Machine(blob, source, pos, allow, lenient).run()
         report.findings.extend(machine.findings.values())
         report.persistent_ids.extend(machine.persistent_ids)
-        report.suspicious |= bool(machine.calls or machine.globals)
+        # evidence of a pickle rather than text: something was called (the unpickler runs it
+        # at once), a denied global was named, or a stream with globals reached its STOP
+        report.suspicious |= bool(
+            machine.calls or machine.denied or (machine.globals and machine.complete)
+        )
         report.end = machine.end
         if machine.arrays:
             _plain_view(report, blob, source, pos, allow)

@@ -114,6 +114,46 @@ def _evasive_pickles() -> dict[str, tuple[str, bytes]]:
     }
 
 
+# --- gadget chains: only names a package-wide allowlist admits ------------------------------
+RETURNS_MODULE = ("sklearn.utils._set_output", "check_library_installed")  # import_module(arg)
+GETATTR_BY_NAME = ("sklearn.utils.validation", "_check_response_method")  # getattr(obj, arg)
+EXECS_ARGUMENT = ("scipy._lib.array_api_compat._internal", "clone_module")  # exec(f"from {arg}")
+EXEC_IN_SETSTATE = ("scipy.stats._continuous_distns", "norm_gen")  # exec(state[template])
+
+
+def scipy_template_exec(code: str = f"import os\nos.system({CMD!r})") -> bytes:
+    """An allowed class whose __setstate__ exec()s a string from the pickle (scipy's
+    distributions run ``_parse_arg_template``): no function, no unusual global."""
+    dist = call(glob("copyreg", "_reconstructor"), glob(*EXEC_IN_SETSTATE),
+                glob("builtins", "object"), b"N")  # fmt: skip
+    state = b"}" + ustr("_parse_arg_template") + ustr(code) + b"s"
+    return dist + state + b"b"
+
+
+def gadget_chain_pickle() -> bytes:
+    """getattr(import_module('os'), 'system') resolved by library helpers, then exec through
+    a scipy distribution's BUILD state: every name was allowed by 'sklearn.*'/'scipy.stats.*'."""
+    module = call(glob(*RETURNS_MODULE), ustr("os"))
+    method = call(glob(*GETATTR_BY_NAME), module, ustr("system"))
+    clone = call(glob(*EXECS_ARGUMENT), ustr("os"), b"}")
+    return P2 + b"(" + method + clone + scipy_template_exec() + b"l" + STOP
+
+
+def _gadget_pickles() -> dict[str, tuple[str, bytes]]:
+    return {
+        "gadget_chain_allowlisted_functions": ("model.pkl", gadget_chain_pickle()),
+        "scipy_distribution_setstate_exec": ("model.pkl", P2 + scipy_template_exec() + STOP),
+        "reconstructor_given_computed_callable": ("model.pkl", _reconstructor_computed()),
+    }
+
+
+def _reconstructor_computed() -> bytes:
+    """copyreg._reconstructor(cls, base, state) calls base.__init__: base built by a call."""
+    base = call(glob("functools", "partial"), glob("builtins", "int"))
+    return P2 + call(glob("copyreg", "_reconstructor"), glob("builtins", "object"), base,
+                     ustr(CMD)) + STOP  # fmt: skip
+
+
 class _OsSystem:
     def __reduce__(self) -> tuple[object, tuple[str]]:
         import os
@@ -293,7 +333,9 @@ def _zip_members(data: bytes) -> dict[str, bytes]:
 
 def malicious_corpus() -> dict[str, tuple[str, bytes]]:
     """Technique name -> (file name, bytes). Every one must be judged unsafe."""
-    return {**_opcode_pickles(), **_evasive_pickles(), **_malicious_containers()}
+    return {
+        **_opcode_pickles(), **_evasive_pickles(), **_malicious_containers(), **_gadget_pickles(),
+    }  # fmt: skip
 
 
 # --- benign models --------------------------------------------------------------------------

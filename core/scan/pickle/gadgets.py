@@ -1,0 +1,131 @@
+"""Gadgets inside allowlisted names: what an allowed class or reconstructor may be given.
+
+* Reconstructors that call what they are given (``copyreg._reconstructor``, ``__newobj__``,
+  ``functools.partial``, torch's ``_rebuild_from_type_v2``, ...) must be given a global (one
+  the allowlist judged), never an object computed while unpickling.
+* BUILD states that an allowed class turns into code: scipy's distributions ``exec`` their
+  ``_parse_arg_template`` in ``__setstate__``; the template must be the argument parser
+  scipy generates (function definitions returning their arguments), nothing else.
+* joblib arrays and ``.npy`` object arrays are sized from the *real* dtype: the modelled
+  ``numpy.dtype(code, align, copy)`` call plus its BUILD state, rebuilt from literals.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+CALLABLE_ARGUMENT = {
+    "copyreg._reconstructor": (0, 1), "copyreg.__newobj__": (0,), "copyreg.__newobj_ex__": (0,),
+    "functools.partial": (0,), "torch._tensor._rebuild_from_type_v2": (0, 1),
+    "torch._utils._rebuild_wrapper_subclass": (0,), "numpy.core.multiarray._reconstruct": (0,),
+    "numpy._core.multiarray._reconstruct": (0,), "collections.defaultdict": (0,),
+}  # fmt: skip
+CODE_STATE_KEYS = ("_parse_arg_template",)
+_TEMPLATE_NODES = (
+    ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Tuple, ast.Name,
+    ast.Load, ast.Constant, ast.keyword, ast.Call, ast.Attribute, ast.Starred,
+)  # fmt: skip
+
+
+def state_problem(state: Any) -> str | None:
+    """Why a BUILD state would make an allowed class run code (None if it would not)."""
+    parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        for key in CODE_STATE_KEYS:
+            if key in part:
+                problem = template_problem(part[key])
+                if problem:
+                    return f"BUILD state {key} is executed by __setstate__: {problem}"
+    return None
+
+
+def template_problem(template: Any) -> str | None:
+    """scipy's generated argument parsers only: ``def f(self, a, loc=0): return (a,), loc``."""
+    if template is None:
+        return None
+    if not isinstance(template, str):
+        return "not a literal string"
+    try:
+        tree = ast.parse(template)
+    except (SyntaxError, ValueError) as err:
+        return f"not Python ({err.__class__.__name__})"
+    for node in ast.walk(tree):
+        if not isinstance(node, _TEMPLATE_NODES):
+            return f"contains {type(node).__name__}"
+        if isinstance(node, ast.FunctionDef) and (node.decorator_list or node.returns):
+            return "decorated or annotated function"
+        if isinstance(node, ast.Attribute) and not _self_argcheck(node):
+            return f"reaches attribute {node.attr!r}"
+        if isinstance(node, ast.Call) and not (
+            isinstance(node.func, ast.Attribute) and _self_argcheck(node.func)
+        ):
+            return "calls something other than self._argcheck_rvs"
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            return "annotated argument"
+    if not all(isinstance(stmt, ast.FunctionDef) for stmt in tree.body):
+        return "code outside function definitions"
+    return None
+
+
+def _self_argcheck(node: ast.Attribute) -> bool:
+    owner = node.value
+    return isinstance(owner, ast.Name) and owner.id == "self" and node.attr == "_argcheck_rvs"
+
+
+def smuggled_keys(state: Any) -> list[str]:
+    """Dunder attributes a BUILD state sets (``__reduce__``, ``__class__``, ...); a string
+    ``__doc__`` is data (scipy's distributions keep theirs in the state)."""
+    parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+    found = []
+    for part in parts:
+        for key, value in part.items() if isinstance(part, dict) else ():
+            if key == "__doc__" and isinstance(value, (str, type(None))):
+                continue
+            if isinstance(key, str) and key.startswith("__") and key.endswith("__"):
+                found.append(key)
+    return found
+
+
+class UnknownDtype(ValueError):
+    """The dtype cannot be rebuilt from literals."""
+
+
+def real_dtype(value: Any) -> Any:
+    """A ``numpy.dtype`` from a modelled ``numpy.dtype(...)`` call and its BUILD state."""
+    import numpy
+
+    from mlsecops_provider.core.scan.pickle.ops import Obj
+
+    if isinstance(value, str):
+        return numpy.dtype(value)
+    if not (isinstance(value, Obj) and value.func and value.func.full == "numpy.dtype"):
+        raise UnknownDtype("the dtype is not a numpy.dtype(...) call")
+    args = value.args if isinstance(value.args, tuple) else ()
+    if not args or not isinstance(args[0], str) or not all(isinstance(a, bool) for a in args[1:]):
+        raise UnknownDtype("numpy.dtype is called with non-literal arguments")
+    try:
+        dtype = numpy.dtype(args[0], bool(args[1:2] and args[1]), True)  # a copy, never
+        if value.state is not None:
+            dtype.__setstate__(_literal(value.state))  # the shared builtin dtype instance
+    except (TypeError, ValueError) as err:
+        raise UnknownDtype(f"invalid dtype state ({err})") from err
+    return dtype
+
+
+def _literal(value: Any, depth: int = 0) -> Any:
+    from mlsecops_provider.core.scan.pickle.ops import Obj
+
+    if depth > 32:
+        raise UnknownDtype("dtype state nested too deep")
+    if value is None or isinstance(value, (str, bytes, int, float, bool)):
+        return value
+    if isinstance(value, Obj):
+        return real_dtype(value)
+    if isinstance(value, tuple):
+        return tuple(_literal(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return {_literal(k, depth + 1): _literal(v, depth + 1) for k, v in value.items()}
+    raise UnknownDtype(f"dtype state holds a {type(value).__name__}")

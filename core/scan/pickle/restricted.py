@@ -1,0 +1,123 @@
+"""The load-time half of deny by construction: an unpickler that can only build allowed things.
+
+Built on the pure-Python unpickler (``pickle._Unpickler``, which joblib's ``NumpyUnpickler``
+also extends) so that its opcodes can be checked, not only ``find_class``:
+
+* ``find_class`` returns only what :class:`Allowlist` allows (classes and named
+  reconstructors; resolvers never), and remembers what it returned;
+* REDUCE, NEWOBJ, NEWOBJ_EX, OBJ and INST may only call what ``find_class`` returned, never
+  an object built while unpickling; reconstructors that call their argument get a returned
+  global there too;
+* BUILD refuses dunder attributes (``__reduce__``, ``__class__``, ...) and states an allowed
+  class would execute (scipy's ``_parse_arg_template``);
+* joblib's object arrays are read by this same unpickler, not by a plain nested one.
+
+So a scan miss cannot become code execution in :func:`safe_load`.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from mlsecops_provider.core.scan.pickle.allowlist import RESOLVERS, Allowlist
+from mlsecops_provider.core.scan.pickle.gadgets import (
+    CALLABLE_ARGUMENT,
+    smuggled_keys,
+    state_problem,
+)
+
+_CALLS = ("REDUCE", "NEWOBJ", "NEWOBJ_EX", "OBJ", "INST")
+
+
+def restricted_unpickler(base: type[Any], allow: Allowlist) -> type[Any]:
+    """A subclass of ``base`` (``pickle._Unpickler`` or a subclass) enforcing ``allow``."""
+    if base is pickle.Unpickler:
+        base = pickle._Unpickler  # type: ignore[attr-defined]  # the C one has no dispatch
+
+    class Restricted(base):  # type: ignore[misc, valid-type]
+        dispatch = dict(base.dispatch)
+
+        def find_class(self, module: str, name: str) -> Any:
+            proto = getattr(self, "proto", 2)
+            if f"{module}.{name}" in RESOLVERS or not allow.allows(module, name, proto):
+                raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
+            found = super().find_class(module, name)
+            self.__dict__.setdefault("_found", {})[id(found)] = (found, f"{module}.{name}")
+            return found
+
+        def _callable(self, func: Any, what: str) -> str:
+            entry = self.__dict__.get("_found", {}).get(id(func))
+            if entry is None or entry[0] is not func:
+                raise pickle.UnpicklingError(f"{what} calls an object built while unpickling")
+            return str(entry[1])
+
+        def _check_call(self, func: Any, args: Any, what: str) -> None:
+            name = self._callable(func, what)
+            for index in CALLABLE_ARGUMENT.get(name, ()):
+                if isinstance(args, tuple) and len(args) > index and args[index] is not None:
+                    self._callable(args[index], f"{name} argument {index}")
+
+        def _check_build(self) -> None:
+            state = self.stack[-1]
+            for key in smuggled_keys(state):
+                raise pickle.UnpicklingError(f"BUILD sets {key} (attribute smuggling)")
+            problem = state_problem(state)
+            if problem:
+                raise pickle.UnpicklingError(problem)
+
+    _install_checks(Restricted, base, allow)
+    return Restricted
+
+
+def _install_checks(cls: type[Any], base: type[Any], allow: Allowlist) -> None:
+    table = cls.dispatch
+
+    def reduce(self: Any) -> None:
+        self._check_call(self.stack[-2], self.stack[-1], "REDUCE")
+        base.dispatch[pickle.REDUCE[0]](self)
+
+    def newobj(self: Any) -> None:
+        self._check_call(self.stack[-2], (), "NEWOBJ")
+        base.dispatch[pickle.NEWOBJ[0]](self)
+
+    def newobj_ex(self: Any) -> None:
+        self._check_call(self.stack[-3], (), "NEWOBJ_EX")
+        base.dispatch[pickle.NEWOBJ_EX[0]](self)
+
+    def obj(self: Any) -> None:
+        marked = self.stack  # the items since the last MARK; the class comes first
+        if marked:
+            self._check_call(marked[0], tuple(marked[1:]), "OBJ")
+        base.dispatch[pickle.OBJ[0]](self)
+
+    def build(self: Any) -> None:
+        self._check_build()
+        inst, state = self.stack[-2], self.stack[-1]
+        if _is_object_wrapper(inst, state):
+            pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+            self.stack.append(_read_object_array(self, self.stack.pop(), allow))
+            return
+        base.dispatch[pickle.BUILD[0]](self)
+
+    for code, func in ((pickle.REDUCE, reduce), (pickle.NEWOBJ, newobj), (pickle.OBJ, obj),
+                       (pickle.NEWOBJ_EX, newobj_ex), (pickle.BUILD, build)):  # fmt: skip
+        table[code[0]] = func
+    # INST goes through find_class and then calls the class it returned: nothing to add.
+
+
+def _is_object_wrapper(inst: Any, state: Any) -> bool:
+    from joblib.numpy_pickle import NumpyArrayWrapper
+
+    dtype = state.get("dtype") if isinstance(state, dict) else None
+    return isinstance(inst, NumpyArrayWrapper) and bool(getattr(dtype, "hasobject", False))
+
+
+def _read_object_array(outer: Any, wrapper: Any, allow: Allowlist) -> Any:
+    """joblib pickles object arrays right after their wrapper: read them with our unpickler."""
+    import numpy
+
+    if wrapper.subclass not in (numpy.ndarray, numpy.memmap):
+        raise pickle.UnpicklingError("joblib object array of a foreign ndarray subclass")
+    inner = restricted_unpickler(pickle._Unpickler, allow)(outer.file_handle)  # type: ignore[attr-defined]
+    return inner.load()
