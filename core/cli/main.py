@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "mlsecops_provider.core.cli.drift_cmd",
     "mlsecops_provider.core.cli.scan_model_cmd",
     "mlsecops_provider.core.cli.shadow_eval_cmd",
+    "mlsecops_provider.core.cli.explain_cmd",
+    "mlsecops_provider.core.cli.fairness_cmd",
     "mlsecops_provider.core.cli.serve_cmd",
 )
 

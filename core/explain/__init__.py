@@ -1,0 +1,1 @@
+"""Explainability gate: SHAP attributions per input column, drift from the champion, rules."""

@@ -1,0 +1,1 @@
+"""Fairness gate: per-group metrics (Fairlearn), disparities with bootstrap intervals, rules."""
