@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 CMD = "echo pwned"
+JOBLIB_COMPRESSORS = ("zlib", "gzip", "bz2", "lzma", "xz")  # lz4 needs the lz4 package
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 
 
@@ -139,11 +140,60 @@ def gadget_chain_pickle() -> bytes:
     return P2 + b"(" + method + clone + scipy_template_exec() + b"l" + STOP
 
 
+# --- protocol 0/1 with modules this host does not have ------------------------------------
+def protocol0_foreign_module() -> dict[str, tuple[str, bytes]]:
+    """Text-protocol pickles whose first global is not importable on a Linux scanner host:
+    a Windows-only module, a module of a newer Python, a library that is not installed."""
+    return {
+        "protocol0_windows_only_module": ("model.pkl", b"c_winapi\nCreateProcess\n(S'cmd'\ntR."),
+        "protocol0_not_installed_module": (
+            "model.pkl", b"ctorchvision_ops_ext\nrun_hook\n(S'echo pwned'\ntR.",
+        ),
+        "protocol0_inst_unknown_module": ("model.pkl", b"(S'echo pwned'\nifuture_stdlib\nspawn\n."),
+        "protocol1_foreign_binput": (
+            "model.pkl", b"]q\x00(cnot_here_mod\nexecute\nq\x01U\x04echoq\x02\x85q\x03Rq\x04e.",
+        ),
+    }  # fmt: skip
+
+
+# --- joblib arrays whose dtype changes in its BUILD state -----------------------------------
+def joblib_dtype_build_object_array() -> bytes:
+    """The wrapper's dtype is 'V8' by its code but an object dtype by its BUILD state (fields
+    holding 'O'): joblib unpickles what follows, a scanner sizing by the code skips it."""
+    object_dtype = (
+        call(glob("numpy", "dtype"), ustr("O8"), b"\x89", b"\x88")
+        + tup(
+            b"K\x03",
+            ustr("|"),
+            b"N",
+            b"N",
+            b"N",
+            b"J\xff\xff\xff\xff",
+            b"J\xff\xff\xff\xff",
+            b"K?",
+        )
+        + b"b"
+    )
+    fields = b"}" + ustr("a") + tup(object_dtype, b"K\x00") + b"s"
+    state = tup(b"K\x03", ustr("|"), b"N", tup(ustr("a")), fields, b"K\x08", b"K\x01", b"K?")
+    dtype = call(glob("numpy", "dtype"), ustr("V8"), b"\x89", b"\x88") + state + b"b"
+    payload = os_system_pickle()
+    wrapper = (
+        glob("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81" + b"}(" + ustr("subclass")
+        + glob("numpy", "ndarray") + ustr("shape") + b"(K" + bytes([len(payload) // 8 + 1])
+        + b"t" + ustr("order") + ustr("C") + ustr("dtype") + dtype + ustr("allow_mmap")
+        + b"\x89u" + b"b"
+    )  # fmt: skip
+    return P2 + wrapper + payload + STOP
+
+
 def _gadget_pickles() -> dict[str, tuple[str, bytes]]:
     return {
         "gadget_chain_allowlisted_functions": ("model.pkl", gadget_chain_pickle()),
         "scipy_distribution_setstate_exec": ("model.pkl", P2 + scipy_template_exec() + STOP),
         "reconstructor_given_computed_callable": ("model.pkl", _reconstructor_computed()),
+        "joblib_dtype_build_object_array": ("model.joblib", joblib_dtype_build_object_array()),
+        **protocol0_foreign_module(),
     }
 
 
@@ -396,10 +446,13 @@ def benign_corpus() -> dict[str, tuple[str, bytes]]:
     legacy = _legacy_torch(torch_state_dict_pickle({"w": ("0", 4)}), ("0",),
                            struct.pack("<q", 4) + floats[:16])  # fmt: skip
     return {
-        "sklearn_pickle": ("model.pkl", pickle.dumps(model, 5)),
-        "sklearn_pickle_p2": ("model.pkl", pickle.dumps(model, 2)),
+        **{f"sklearn_pickle_p{p}": ("model.pkl", pickle.dumps(model, p)) for p in range(6)},
         "sklearn_joblib": ("model.joblib", _joblib_bytes(model)),
         "sklearn_joblib_zlib": ("model.joblib", _joblib_bytes(model, compress=3)),
+        **{
+            f"sklearn_joblib_{c}": ("model.joblib", _joblib_bytes(model, compress=(c, 3)))
+            for c in JOBLIB_COMPRESSORS
+        },  # fmt: skip
         "sklearn_skops": ("model.skops", _skops_bytes(model)),
         "numpy_npy": ("weights.npy", npy.getvalue()),
         "numpy_npz": ("weights.npz", npz.getvalue()),
