@@ -60,8 +60,11 @@ def load_policy(path: str | Path | None = None) -> Policy:
         raise PolicyError(f"{policy_path}: cannot read policy ({err.strerror})") from err
     try:
         data = yaml.safe_load(raw) or {}
-    except yaml.YAMLError as err:
-        raise PolicyError(f"{policy_path}: not valid YAML ({err})") from err
+    except yaml.YAMLError as err:  # one line: where and what, not YAML's multi-line context
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise PolicyError(f"{policy_path}: not valid YAML{where}: {problem}") from err
     return parse_policy(data, str(policy_path), hashlib.sha256(raw).hexdigest())
 
 

@@ -43,6 +43,35 @@ def _check_store_uri(name: str, uri: str) -> str:
     return uri.rstrip("/")
 
 
+def check_tracking_uri(uri: str) -> str:
+    """Fail fast on a local tracking store MLflow cannot use (instead of minutes of retries).
+
+    ``sqlite:///PATH``: PATH's folder must exist and be writable (and PATH, if it exists, be
+    a file); ``file:`` stores likewise. Server URIs are left to MLflow.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("sqlite", "file", ""):
+        return uri
+    if parsed.scheme == "sqlite":
+        if uri in ("sqlite://", "sqlite:///:memory:"):
+            return uri
+        if not uri.startswith("sqlite:///"):
+            raise ConfigError(f"tracking URI {uri!r}: expected sqlite:///PATH")
+        path = Path(uri[len("sqlite:///") :].split("?", 1)[0])
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"tracking URI {uri!r}: {path} is not a file")
+        folder = path.parent  # SQLite creates the file, not its folder
+    else:  # a file store: MLflow creates the folders below the nearest existing one
+        folder = Path(parsed.path if parsed.scheme else uri)
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"tracking URI {uri!r}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"tracking URI {uri!r}: folder {folder} is not writable")
+    return uri
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved locations of the embedded (or overridden) services."""

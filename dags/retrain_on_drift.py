@@ -106,6 +106,7 @@ with DAG(
         model_name=MODEL_NAME,
         label_column=LABEL,
         exclude_columns=NOT_FEATURES,
+        policy_path=os.environ.get("MLSECOPS_POLICY") or None,
         training_dag_id=TRAINING_DAG_ID,
         aws_conn_id=AWS_CONN_ID,
         mode="reschedule",

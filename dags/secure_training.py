@@ -53,6 +53,19 @@ NUMERIC = (
     "debt_to_income",
 )
 CATEGORICAL = ("employment_type", "region", "purpose")
+# identifiers, PII and free text: not features, left out of the poisoning screens
+NOT_FEATURES = (
+    "customer_id",
+    "full_name",
+    "email",
+    "phone",
+    "ssn",
+    "card_number",
+    "iban",
+    "street_address",
+    "ip_address",
+    "notes",
+)
 
 with DAG(
     dag_id="secure_training",
@@ -84,6 +97,9 @@ with DAG(
         drift_expected="{{ (" + REQUEST + "['reason'] == 'drift') if triggering_asset_events "
         "else '' }}",
         quarantine=True,
+        label_column=LABEL,
+        exclude_columns=NOT_FEATURES,
+        policy_path=POLICY_PATH,
         aws_conn_id=AWS_CONN_ID,
     )
     deidentify = PIIDeidentifyOperator(

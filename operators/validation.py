@@ -50,6 +50,9 @@ class DataValidationOperator(MLSecOpsOperator):
         is known to have drifted: drift and the label shift it brings only warn in this run,
         and outliers are judged against the batch itself rather than the old reference.
     :param quarantine: move outlier rows into ``data/quarantine.parquet``.
+    :param label_column: the label column of the data (overrides the policy's); without one
+        the label-shift screen does not run and the report says so.
+    :param exclude_columns: more columns to leave out of the screens (IDs, free text, PII).
     :return: the gate summary plus ``dataset`` (what downstream should read) and
         ``data_docs_uri``.
     """
@@ -68,9 +71,13 @@ class DataValidationOperator(MLSecOpsOperator):
         reference_model: str | None = None,
         drift_expected: Any = False,
         quarantine: bool = False,
+        label_column: str | None = None,
+        exclude_columns: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.label_column = label_column
+        self.exclude_columns = tuple(exclude_columns)
         self.dataset = dataset
         self.suite = suite
         self.reference = reference
@@ -120,6 +127,8 @@ class DataValidationOperator(MLSecOpsOperator):
 
     def _validate(self, context: Any) -> dict[str, Any]:
         config = ValidationConfig.from_policy(self.load_policy())
+        screens_config = config.screens.with_columns(self.label_column, self.exclude_columns)
+        config = replace(config, screens=screens_config)
         if self.drift_expected and str(self.drift_expected).lower() not in ("false", "0", "none"):
             warn_only = tuple(sorted({*config.screens.warn_only, *DRIFT_SCREENS}))
             screens_config = replace(config.screens, warn_only=warn_only, outlier_basis="batch")

@@ -9,7 +9,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,42 @@ def s3_bucket(moto_endpoint: str) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=name)
     return name
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What a user sees after running ``mlsecops ARGS``: the exit code, stdout and stderr."""
+
+    code: int
+    out: str
+    err: str
+
+    @property
+    def err_lines(self) -> list[str]:
+        return [line for line in self.err.splitlines() if line.strip()]
+
+
+@pytest.fixture()
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run ``mlsecops ARGS`` as a user does: ``main([...])``, argparse's exits included.
+
+    stdout and stderr are captured into the result and also written through to the test's
+    own streams, so ``capsys.readouterr()`` still sees them.
+    """
+    import contextlib
+    import io
+
+    from mlsecops_provider.core.cli.main import main
+
+    def run(argv: Sequence[str]) -> CliResult:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in argv])
+            except SystemExit as stop:  # --help, usage errors
+                code = stop.code if isinstance(stop.code, int) else 2
+        sys.stdout.write(out.getvalue())
+        sys.stderr.write(err.getvalue())
+        return CliResult(int(code), out.getvalue(), err.getvalue())
+
+    return run

@@ -1,20 +1,20 @@
 """``mlsecops audit-deps``: known vulnerabilities in pinned or installed Python dependencies.
 
-Exit 0 clean (or only warnings), 1 vulnerable (or unaudited packages), 2 could not check —
-including an advisory source that cannot be reached (fail closed).
+Exit 0 clean (or only warnings), 1 vulnerable (or unaudited packages), 2 usage error or
+could not check — including an advisory source that cannot be reached (fail closed). The
+advisory source is ``--advisory-db`` / ``--osv-url``, else ``MLSECOPS_ADVISORY_DB`` /
+``MLSECOPS_OSV_URL`` (as for the operator), else the public OSV API.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 from typing import Any
 
-from mlsecops_provider.core.cli.main import EXIT_ERROR, EXIT_FAIL, EXIT_PASS
+from mlsecops_provider.core.cli import contract
 from mlsecops_provider.core.errors import AdvisorySourceError
-from mlsecops_provider.core.evidence import GateResult, Verdict
-from mlsecops_provider.core.policy import load_policy
-from mlsecops_provider.core.storage import normalise_uri, storage_for
+from mlsecops_provider.core.evidence import GateResult
 from mlsecops_provider.core.supply_chain.gate import (
     DependencyAuditConfig,
     audit_dependencies,
@@ -22,7 +22,7 @@ from mlsecops_provider.core.supply_chain.gate import (
 )
 from mlsecops_provider.core.supply_chain.source import AdvisorySource
 
-EXIT_CODES = {Verdict.PASS: EXIT_PASS, Verdict.WARN: EXIT_PASS, Verdict.FAIL: EXIT_FAIL}
+DB_ENV, URL_ENV = "MLSECOPS_ADVISORY_DB", "MLSECOPS_OSV_URL"
 
 
 def register(subparsers: Any) -> None:
@@ -37,20 +37,26 @@ def register(subparsers: Any) -> None:
     target.add_argument("--requirements", metavar="FILE", help="requirements file of name==version")
     target.add_argument("--installed", action="store_true", help="the installed distributions")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--advisory-db", metavar="DIR", help="local directory of OSV records")
-    source.add_argument("--osv-url", metavar="URL", help="OSV-compatible query endpoint")
-    parser.add_argument("--policy", metavar="FILE", help="policy YAML (default: the shipped one)")
+    source.add_argument(
+        "--advisory-db",
+        metavar="DIR",
+        help=f"local directory of OSV records (default: ${DB_ENV})",
+    )
+    source.add_argument(
+        "--osv-url", metavar="URL", help=f"OSV-compatible query endpoint (default: ${URL_ENV})"
+    )
+    contract.add_policy(parser)
     parser.add_argument("--sbom", metavar="FILE", help="write the CycloneDX JSON SBOM (or s3://)")
-    parser.add_argument("--report", metavar="FILE", help="write the JSON report (or s3://)")
-    parser.add_argument("--timeout", type=int, default=30, help="seconds per OSV request")
+    contract.add_report(parser)
+    parser.add_argument(
+        "--timeout", type=contract.positive_int, default=30, help="seconds per OSV request"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = DependencyAuditConfig.from_policy(load_policy(args.policy))
-    source = AdvisorySource(
-        advisory_db=args.advisory_db, osv_url=args.osv_url, timeout=args.timeout
-    )
+    config = DependencyAuditConfig.from_policy(contract.load_cli_policy(args.policy))
+    source = AdvisorySource(**advisory_source(args), timeout=args.timeout)
     try:
         result, details = audit_dependencies(
             requirements=args.requirements, installed=args.installed, source=source, config=config
@@ -61,20 +67,27 @@ def run(args: argparse.Namespace) -> int:
         raise
     _write_outputs(args, result, details)
     _print_result(result)
-    return EXIT_CODES.get(result.verdict, EXIT_ERROR)
+    return contract.exit_code(result.verdict)
+
+
+def advisory_source(args: argparse.Namespace, env: Any = None) -> dict[str, str | None]:
+    """The flags, else ``MLSECOPS_ADVISORY_DB`` / ``MLSECOPS_OSV_URL`` (as the operator reads)."""
+    env = os.environ if env is None else env
+    if args.advisory_db or args.osv_url:
+        return {"advisory_db": args.advisory_db, "osv_url": args.osv_url}
+    return {
+        "advisory_db": env.get(DB_ENV) or None,
+        "osv_url": None if env.get(DB_ENV) else env.get(URL_ENV) or None,
+    }
 
 
 def _write_outputs(args: argparse.Namespace, result: GateResult, details: dict[str, Any]) -> None:
     report_details = {k: v for k, v in details.items() if k != "sbom"}
     if args.sbom:
-        uri = normalise_uri(args.sbom)
-        storage_for(uri).write_bytes(uri, sbom_bytes(details), "application/vnd.cyclonedx+json")
-        report_details["sbom_uri"] = uri
-    if args.report:
-        uri = normalise_uri(args.report)
-        payload = {"result": result.to_dict(), "details": report_details}
-        data = json.dumps(payload, indent=2, sort_keys=True).encode()
-        storage_for(uri).write_bytes(uri, data, "application/json")
+        report_details["sbom_uri"] = contract.write_output(
+            args.sbom, sbom_bytes(details), "application/vnd.cyclonedx+json"
+        )
+    contract.write_report(args.report, contract.gate_report(result, report_details))
 
 
 def _print_result(result: GateResult) -> None:

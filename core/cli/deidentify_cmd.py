@@ -1,18 +1,18 @@
 """``mlsecops deidentify``: write a de-identified copy of a dataset and verify it.
 
 Exit 0 when the residual PII is within the policy's ``max_residual_rate``, 1 when it is
-above (OUT is then not written), 2 when the policy, key, input or output cannot be used.
+above (OUT is then not written), 2 on a usage error or when the policy, key, input or output
+cannot be used (the CLI contract, :mod:`~mlsecops_provider.core.cli.contract`).
 Every check that needs no data runs before the input is read; OUT is written atomically.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from typing import Any
 
-from mlsecops_provider.core.cli.main import EXIT_FAIL, EXIT_PASS
+from mlsecops_provider.core.cli import contract
 
 FINDINGS_SHOWN = 10
 
@@ -29,12 +29,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "output", metavar="OUT", help="output path or URI (.csv: CSV, else Parquet)"
     )
-    parser.add_argument("--policy", metavar="FILE", help="policy YAML (default: shipped policy)")
-    parser.add_argument("--report", metavar="FILE", help="write the full JSON report here")
+    contract.add_label(parser, what="passed through untouched and unscanned")
+    contract.add_policy(parser)
+    contract.add_report(parser)
     parser.add_argument(
         "--key-env", metavar="VAR", help="environment variable holding the pseudonymisation key"
     )
-    parser.add_argument("--json", action="store_true", help="print the compact summary as JSON")
+    contract.add_json(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -42,16 +43,18 @@ def handle(args: argparse.Namespace) -> int:
     from mlsecops_provider.core.data.datasets import read_table, table_bytes
     from mlsecops_provider.core.errors import ConfigError
     from mlsecops_provider.core.pii.gate import Deidentifier, PIIConfig, resolve_key
-    from mlsecops_provider.core.policy import load_policy
     from mlsecops_provider.core.storage import normalise_uri, sha256_bytes, storage_for
 
     source, target = normalise_uri(args.input), normalise_uri(args.output)
     if source == target:
         raise ConfigError(f"{target}: OUT must differ from IN (the input is never changed)")
     out_storage = storage_for(target)
-    config = PIIConfig.from_policy(load_policy(args.policy))
+    config = PIIConfig.from_policy(contract.load_cli_policy(args.policy))
+    if args.label:
+        config = replace(config, exclude_columns=(*config.exclude_columns, args.label))
     deidentifier = Deidentifier.prepare(config, resolve_key(config, args.key_env))
     frame, ref = read_table(source)
+    contract.check_columns({"--label": [args.label]}, frame, where="IN")
     outcome = deidentifier.run(frame, {"input": f"sha256:{ref.sha256}"})
     data = table_bytes(outcome.frame, "csv" if target.lower().endswith(".csv") else "parquet")
     result = replace(
@@ -61,25 +64,13 @@ def handle(args: argparse.Namespace) -> int:
     written = not result.verdict.blocks
     if written:
         out_storage.write_bytes(target, data)
-    if args.report:
-        report = {
-            "result": result.to_dict(),
-            "details": outcome.details,
-            "output": {"uri": target, "written": written},
-        }
-        _write(args.report, json.dumps(report, indent=2, sort_keys=True, default=str).encode())
+    output = {"uri": target, "written": written}
+    contract.write_report(args.report, contract.gate_report(result, outcome.details, output=output))
     if args.json:
-        print(json.dumps(result.summary(), indent=2, sort_keys=True, default=str))
+        contract.print_summary(result)
     else:
         _print_text(result.to_dict(), outcome.details, target if written else None)
-    return EXIT_FAIL if result.verdict.blocks else EXIT_PASS
-
-
-def _write(target: str, data: bytes) -> None:
-    from mlsecops_provider.core.storage import normalise_uri, storage_for
-
-    uri = normalise_uri(target)
-    storage_for(uri).write_bytes(uri, data, "application/json")
+    return contract.exit_code(result.verdict)
 
 
 def _print_text(result: dict[str, Any], details: dict[str, Any], written: str | None) -> None:

@@ -13,7 +13,7 @@ import argparse
 import logging
 from typing import Any
 
-from mlsecops_provider.core.cli.main import EXIT_FAIL, EXIT_PASS
+from mlsecops_provider.core.cli.contract import EXIT_FAIL, EXIT_PASS, positive_int
 from mlsecops_provider.core.hashing import Manifest, compare, hash_path
 from mlsecops_provider.core.storage import normalise_uri, storage_for
 
@@ -29,7 +29,7 @@ def register(subparsers: Any) -> None:
     )
     hash_parser.add_argument("path", metavar="PATH", help="file or directory to hash")
     hash_parser.add_argument("--out", metavar="MANIFEST", help="write the manifest JSON here")
-    hash_parser.add_argument("--workers", type=int, help="threads (default: all cores)")
+    hash_parser.add_argument("--workers", type=positive_int, help="threads (default: all cores)")
     hash_parser.set_defaults(handler=run_hash)
 
     verify_parser = subparsers.add_parser(
@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
     verify_parser.add_argument(
         "--manifest", required=True, metavar="MANIFEST", help="manifest JSON from 'hash --out'"
     )
-    verify_parser.add_argument("--workers", type=int, help="threads (default: all cores)")
+    verify_parser.add_argument("--workers", type=positive_int, help="threads (default: all cores)")
     verify_parser.set_defaults(handler=run_verify)
 
 
@@ -60,6 +60,8 @@ def run_verify(args: argparse.Namespace) -> int:
     uri = normalise_uri(args.manifest)
     manifest = Manifest.from_json(storage_for(uri).read_bytes(uri))
     diff = compare(manifest, args.path, workers=args.workers)
+    for path in diff.ignored:
+        print(f"  ignored (not covered by the digest): {path}")
     if diff.matches:
         print(f"OK {args.path}: {len(manifest.files)} file(s) match sha256:{manifest.root_digest}")
         return EXIT_PASS

@@ -1,4 +1,9 @@
-"""Entry point of ``mlsecops``: builds the parser from the subcommand modules."""
+"""Entry point of ``mlsecops``: builds the parser from the subcommand modules.
+
+The contract every subcommand keeps (exit codes, one-line errors, shared flags) is in
+:mod:`~mlsecops_provider.core.cli.contract`; :func:`main` enforces it for errors: any
+exception a handler raises is one line on stderr and exit 2.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,17 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from mlsecops_provider.core.errors import MLSecOpsError
+from mlsecops_provider.core.cli.contract import (
+    CONTRACT_HELP,
+    EXIT_ERROR,
+    EXIT_FAIL,
+    EXIT_PASS,
+    one_line,
+    print_error,
+    report_failure,
+)
 
-EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+__all__ = ["COMMAND_MODULES", "EXIT_ERROR", "EXIT_FAIL", "EXIT_PASS", "build_parser", "main"]
 
 # Subcommand modules, each with ``register(subparsers)``; add new ones here.
 COMMAND_MODULES = (
@@ -30,18 +43,23 @@ COMMAND_MODULES = (
 
 
 class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line too (with a pointer to ``--help``), exit 2."""
+
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mlsecops",
-        description="Security gates for ML training pipelines. "
-        "Exit codes: 0 pass, 1 gate failed, 2 usage error or could not check.",
+        description="Security gates for ML training pipelines.",
+        epilog=CONTRACT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    parser.add_argument(
+        "--debug", action="store_true", help="print the traceback of an error (MLSECOPS_DEBUG=1)"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -56,13 +74,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if not getattr(args, "handler", None):
-        parser.print_help()
+        if args.command is None:
+            parser.print_help()
+        else:  # a command group (e.g. ``audit``) without its subcommand
+            print_error(
+                args.command, f"a subcommand is required (see mlsecops {args.command} --help)"
+            )
         return EXIT_ERROR
     try:
         return int(args.handler(args))
-    except MLSecOpsError as err:
-        print(f"mlsecops {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"mlsecops {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # the contract: any failure is one line and exit 2
+        return report_failure(args, err)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlsecops_provider.core.cli.main import EXIT_FAIL, EXIT_PASS
+from mlsecops_provider.core.cli.contract import EXIT_FAIL, EXIT_PASS, check_tracking_uri
 from mlsecops_provider.core.errors import ConfigError
 from mlsecops_provider.core.tracking.registry import CHAMPION
 
@@ -32,7 +32,15 @@ def register(subparsers: Any) -> None:
     verify.add_argument("--alias", default=CHAMPION, metavar="ALIAS")
     verify.add_argument("--public-key", required=True, metavar="PEM", help="public key file")
     verify.add_argument("--tracking-uri", metavar="URI", help="default: MLFLOW_TRACKING_URI")
-    verify.add_argument("--log", metavar="URI", help="also check the audit log at URI")
+    verify.add_argument(
+        "--log", metavar="URI", help="audit log to check (default: <evidence>/audit/audit.jsonl)"
+    )
+    verify.add_argument(
+        "--no-audit-log",
+        action="store_true",
+        help="skip the audit-log check (e.g. without evidence access); an alias moved by hand "
+        "to an older signed version then still verifies",
+    )
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.set_defaults(handler=run_verify)
 
@@ -42,6 +50,12 @@ def register(subparsers: Any) -> None:
         "verify", help="check the hash chain", description="Exit 0 intact, 1 broken, 2 error."
     )
     audit_verify.add_argument("--log", metavar="URI", help="default: <evidence>/audit/audit.jsonl")
+    audit_verify.add_argument("--tracking-uri", metavar="URI", help="default: MLFLOW_TRACKING_URI")
+    audit_verify.add_argument(
+        "--no-registry",
+        action="store_true",
+        help="do not check the anchors (audit seq/hash) the registry's model versions carry",
+    )
     audit_verify.set_defaults(handler=run_audit_verify)
 
     back = subparsers.add_parser(
@@ -53,8 +67,13 @@ def register(subparsers: Any) -> None:
     back.add_argument("--registered-model", required=True, metavar="NAME")
     back.add_argument("--alias", default=CHAMPION, metavar="ALIAS")
     back.add_argument("--previous-alias", default="previous-champion", metavar="ALIAS")
-    back.add_argument(
-        "--key", required=True, metavar="PEM", help="public key that must verify the target"
+    back.add_argument(  # --key: the former spelling
+        "--public-key",
+        "--key",
+        dest="public_key",
+        required=True,
+        metavar="PEM",
+        help="public key file that must verify the target",
     )
     back.add_argument("--reason", default="", help="why, for the audit log")
     back.add_argument("--tracking-uri", metavar="URI", help="default: MLFLOW_TRACKING_URI")
@@ -70,25 +89,30 @@ def _read_key(path: str) -> bytes:
 
 
 def _log_uri(explicit: str | None) -> str:
+    """``--log`` (it must exist: a typo is not an empty log), else the evidence store's log."""
     from mlsecops_provider.core.promotion.audit_log import default_log_uri
     from mlsecops_provider.core.settings import Settings
-    from mlsecops_provider.core.storage import normalise_uri
+    from mlsecops_provider.core.storage import normalise_uri, storage_for
 
-    return (
-        normalise_uri(explicit) if explicit else default_log_uri(Settings.from_env().evidence_uri)
-    )
+    if not explicit:
+        return default_log_uri(Settings.from_env().evidence_uri)
+    uri = normalise_uri(explicit)
+    if not storage_for(uri).exists(uri):
+        raise ConfigError(f"--log {explicit}: no such audit log")
+    return uri
 
 
 def run_verify(args: argparse.Namespace) -> int:
     from mlsecops_provider.core.promotion.record import verify_promotion
-    from mlsecops_provider.core.storage import normalise_uri
 
+    key = _read_key(args.public_key)
+    check_tracking_uri(args.tracking_uri)
     check = verify_promotion(
         args.registered_model,
         args.alias,
-        _read_key(args.public_key),
+        key,
         args.tracking_uri,
-        audit_log_uri=normalise_uri(args.log) if args.log else None,
+        audit_log_uri=None if args.no_audit_log else _log_uri(args.log),
     )
     points_at = f"v{check.version}" if check.version else "(unset)"
     target = f"{check.registered_model}@{check.alias} -> {points_at}"
@@ -106,16 +130,19 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_audit_verify(args: argparse.Namespace) -> int:
     from mlsecops_provider.core.promotion.audit_log import AuditLog
+    from mlsecops_provider.core.promotion.verify import registry_anchors
 
     uri = _log_uri(args.log)
-    report = AuditLog(uri).verify()
+    anchors = [] if args.no_registry else registry_anchors(uri, args.tracking_uri)
+    report = AuditLog(uri).verify(anchors)
     if not report.ok:
         print(f"BROKEN {uri}: {report.problem}")
         return EXIT_FAIL
     last = report.last
     head = f"last #{last.seq} {last.kind} hash {last.hash}" if last else "empty"
     lag = f" (head file lags by {report.head_lag})" if report.head_lag else ""
-    print(f"OK {uri}: {len(report.entries)} entries, {head}{lag}")
+    reached = f", reaches {len(anchors)} registry anchor(s)" if anchors else ""
+    print(f"OK {uri}: {len(report.entries)} entries, {head}{lag}{reached}")
     return EXIT_PASS
 
 
@@ -125,7 +152,8 @@ def run_rollback(args: argparse.Namespace) -> int:
     from mlsecops_provider.core.promotion.rollback import rollback
     from mlsecops_provider.core.promotion.signing import PublicKey
 
-    key = PublicKey.from_pem(_read_key(args.key), where=f"public key file {args.key}")
+    key = PublicKey.from_pem(_read_key(args.public_key), where=f"public key file {args.public_key}")
+    check_tracking_uri(args.tracking_uri)
     result = rollback(
         consumer_settings(args.tracking_uri),
         args.registered_model,

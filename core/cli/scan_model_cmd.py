@@ -7,10 +7,9 @@ scanned (unknown format, unreadable file, modelscan failure: fail closed).
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from mlsecops_provider.core.cli.main import EXIT_ERROR, EXIT_FAIL, EXIT_PASS
+from mlsecops_provider.core.cli import contract
 
 FINDINGS_SHOWN = 20
 
@@ -23,27 +22,19 @@ def register(subparsers: Any) -> None:
         "Exit 0 safe, 1 unsafe, 2 could not be scanned.",
     )
     parser.add_argument("path", metavar="PATH", help="model file, directory, file:// or s3:// URI")
-    parser.add_argument("--policy", metavar="FILE", help="policy YAML (default: shipped policy)")
-    parser.add_argument("--report", metavar="FILE", help="write the full JSON report here")
+    contract.add_policy(parser)
+    contract.add_report(parser)
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    from mlsecops_provider.core.policy import load_policy
     from mlsecops_provider.core.scan.gate import GATE, ModelScanConfig, scan_uri
 
-    config = load_policy(args.policy).config(GATE, ModelScanConfig)
+    config = contract.load_cli_policy(args.policy).config(GATE, ModelScanConfig)
     result = scan_uri(args.path, config)
-    if args.report:
-        from mlsecops_provider.core.storage import normalise_uri, storage_for
-
-        uri = normalise_uri(args.report)
-        data = json.dumps(result.to_dict(), indent=2, sort_keys=True).encode()
-        storage_for(uri).write_bytes(uri, data, "application/json")
+    contract.write_report(args.report, result.to_dict())
     _print_table(result.to_dict())
-    if result.verdict.value == "error":
-        return EXIT_ERROR
-    return EXIT_FAIL if result.verdict.blocks else EXIT_PASS
+    return contract.exit_code(result.verdict)
 
 
 def _print_table(result: dict[str, Any]) -> None:

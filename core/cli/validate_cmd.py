@@ -1,16 +1,17 @@
 """``mlsecops validate``: check a dataset with an expectation suite and the poisoning screens.
 
-Exit 0 when the gate passes (or only warns), 1 when it fails, 2 when the data, reference,
-suite or policy cannot be read (fail closed).
+Exit 0 when the gate passes (or only warns), 1 when it fails, 2 on a usage error or when the
+data, reference, suite or policy cannot be used (fail closed): the CLI contract
+(:mod:`~mlsecops_provider.core.cli.contract`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+from dataclasses import replace
 from typing import Any
 
-from mlsecops_provider.core.cli.main import EXIT_FAIL, EXIT_PASS
+from mlsecops_provider.core.cli import contract
 
 FINDINGS_SHOWN = 10
 
@@ -19,22 +20,26 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "validate",
         help="validate a dataset (GX suite + poisoning screens)",
-        description="Check a dataset with a GX expectation suite and the poisoning screens. "
-        "Exit 0 pass (or warn only), 1 fail, 2 could not check.",
+        description="Check a dataset with a GX expectation suite and the poisoning screens "
+        "(drift, label shift, outliers, duplicates; against --reference). The label-shift "
+        "screen runs when the label column is known (--label or the policy); the report says "
+        "when a screen did not run. Exit 0 pass (or warn only), 1 fail, 2 usage error or "
+        "could not check.",
     )
     parser.add_argument("data", metavar="DATA", help="dataset path or URI (Parquet or CSV)")
     parser.add_argument("--suite", required=True, metavar="SUITE", help="GX suite JSON (path/URI)")
     parser.add_argument("--reference", metavar="REF", help="trusted reference dataset for screens")
-    parser.add_argument("--policy", metavar="POLICY", help="policy YAML (default: shipped policy)")
-    parser.add_argument("--report", metavar="FILE", help="write the full JSON report here")
+    contract.add_label(parser, what="for the label-shift screen; overrides the policy")
+    contract.add_exclude(parser)
+    contract.add_policy(parser)
+    contract.add_report(parser)
     parser.add_argument("--html", metavar="FILE", help="write the Data Docs HTML page here")
-    parser.add_argument("--json", action="store_true", help="print the compact summary as JSON")
+    contract.add_json(parser)
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     from mlsecops_provider.core.data.datasets import read_table
-    from mlsecops_provider.core.policy import load_policy
     from mlsecops_provider.core.storage import normalise_uri
     from mlsecops_provider.core.validation.gate import (
         ValidationConfig,
@@ -42,7 +47,9 @@ def handle(args: argparse.Namespace) -> int:
         validate_dataset,
     )
 
-    config = ValidationConfig.from_policy(load_policy(args.policy))
+    config = ValidationConfig.from_policy(contract.load_cli_policy(args.policy))
+    screens = config.screens.with_columns(args.label, tuple(args.exclude))
+    config = replace(config, screens=screens)
     suite = load_suite(args.suite)
     frame, data_ref = read_table(normalise_uri(args.data))
     subjects = {"data": f"sha256:{data_ref.sha256}"}
@@ -50,26 +57,18 @@ def handle(args: argparse.Namespace) -> int:
     if args.reference:
         reference, ref_ref = read_table(normalise_uri(args.reference))
         subjects["reference"] = f"sha256:{ref_ref.sha256}"
+    named = {"--label": [args.label], "--exclude": args.exclude}
+    contract.check_columns(named, frame, reference, where="DATA or REF")
     result, details = validate_dataset(frame, suite, reference, config, subjects)
     page = details.pop("data_docs_html", None)
     if args.html and page:
-        _write(args.html, page.encode(), "text/html")
-    if args.report:
-        report = {"result": result.to_dict(), "details": details}
-        data = json.dumps(report, indent=2, sort_keys=True, default=str).encode()
-        _write(args.report, data, "application/json")
+        contract.write_output(args.html, page.encode(), "text/html")
+    contract.write_report(args.report, contract.gate_report(result, details))
     if args.json:
-        print(json.dumps(result.summary(), indent=2, sort_keys=True))
+        contract.print_summary(result)
     else:
         _print_text(result.to_dict())
-    return EXIT_FAIL if result.verdict.blocks else EXIT_PASS
-
-
-def _write(target: str, data: bytes, content_type: str) -> None:
-    from mlsecops_provider.core.storage import normalise_uri, storage_for
-
-    uri = normalise_uri(target)
-    storage_for(uri).write_bytes(uri, data, content_type)
+    return contract.exit_code(result.verdict)
 
 
 def _print_text(result: dict[str, Any]) -> None:

@@ -367,13 +367,23 @@ def decide(
     if screens:
         parts.append(f"screens failed: {', '.join(screens)}")
     if counts["critical"] or blocking:
-        return Verdict.FAIL, "; ".join(parts)
+        return Verdict.FAIL, "; ".join(parts) + _skipped_note(report)
     if counts["warning"] or screens:
-        return Verdict.WARN, "; ".join(parts)
-    screened = f" and {len(report.screens)} screens" if report else ""
+        return Verdict.WARN, "; ".join(parts) + _skipped_note(report)
+    ran = [s for s in report.screens if s.status != "skipped"] if report else []
+    screened = f" and {len(ran)} screens" if report else ""
     return Verdict.PASS, f"all {len(rows)} expectations{screened} passed" + (
         f" ({counts['info']} info-only failure(s))" if counts["info"] else ""
-    )
+    ) + _skipped_note(report)
+
+
+def _skipped_note(report: PoisoningReport | None) -> str:
+    """Which screens did not run and why (e.g. no label column given)."""
+    by_reason: dict[str, list[str]] = {}
+    for screen in report.screens if report else ():
+        if screen.status == "skipped":
+            by_reason.setdefault(screen.reason, []).append(screen.name)
+    return "".join(f"; not run: {', '.join(names)} ({why})" for why, names in by_reason.items())
 
 
 def _metrics(

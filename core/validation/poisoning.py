@@ -247,7 +247,7 @@ def label_shift_screen(
     """Total variation distance (and PSI) between reference and batch label distributions."""
     label = config.label_column
     if label is None:
-        return ScreenResult("label_shift", "skipped", reason="no label column configured")
+        return ScreenResult("label_shift", "skipped", reason="no label column given")
     if reference is None:
         return ScreenResult("label_shift", "skipped", reason="no reference dataset")
     if label not in reference.columns:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 SCREENS = ("drift", "label_shift", "outliers", "duplicates")
 
@@ -47,3 +48,11 @@ class PoisoningConfig:
         unknown = set(self.warn_only) - set(SCREENS)
         if unknown:
             raise ValueError(f"warn_only: unknown screen(s) {sorted(unknown)}; known: {SCREENS}")
+
+    def with_columns(
+        self, label_column: str | None = None, exclude_columns: Sequence[str] = ()
+    ) -> PoisoningConfig:
+        """The same thresholds with the data's label column and more columns left out."""
+        exclude = tuple(dict.fromkeys((*self.exclude_columns, *exclude_columns)))
+        label = label_column or self.label_column
+        return replace(self, label_column=label, exclude_columns=exclude)

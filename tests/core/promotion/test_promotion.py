@@ -6,7 +6,6 @@ store and registered; real model-signing and cryptography; a file:// evidence st
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import tempfile
@@ -43,7 +42,6 @@ from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.tracking.registry import alias_version, download_model
 
 DAG = "secure_training"
-CLI_MODULE = "mlsecops_provider.core.cli.promotion_cmd"
 
 
 @dataclass
@@ -117,25 +115,67 @@ def artifact_dir(candidate: Candidate) -> Path:
     return Path(mlflow.get_logged_model(model_id).artifact_location.removeprefix("file://"))
 
 
+DATASET_SHA256 = "cd" * 32
+SBOM_SHA256 = "ef" * 32
+
+
+def default_subjects(gate: str, model_sha256: str) -> dict[str, str]:
+    """What each gate of the DAG names as its subjects."""
+    return {
+        "dependency_audit": {"sbom": f"sha256:{SBOM_SHA256}"},
+        "model_scan": {"model": model_sha256, "path": "model"},
+        "data_validation": {"data": f"sha256:{DATASET_SHA256}"},
+        "shadow_evaluation": {"candidate": f"sha256:{model_sha256}", "data": DATASET_SHA256},
+    }.get(gate, {"model": model_sha256})
+
+
 def gate_run(
-    world: World, candidate: Candidate, run_id: str, verdicts: dict[str, str] | None = None
+    world: World,
+    candidate: Candidate,
+    run_id: str,
+    verdicts: dict[str, str] | None = None,
+    *,
+    subjects: dict[str, dict[str, str]] | None = None,
+    report_run: tuple[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Gate reports and a provenance statement in the evidence store, as the DAG writes them."""
+    """Gate reports and a provenance statement in the evidence store, as the DAG writes them.
+
+    ``subjects`` overrides what a gate names; ``report_run`` the (dag_id, run_id) the gate
+    reports (not the provenance) say they belong to.
+    """
     store = EvidenceStore(world.settings.evidence_uri)
-    summaries = []
-    for gate, verdict in (verdicts or {"dependency_audit": "pass"}).items():
-        result = GateResult(gate=gate, verdict=Verdict(verdict), message=f"{gate} {verdict}")
-        summaries.append(store.put_report(DAG, run_id, result.finished(), {}).summary())
+    mlflow_run = world.client.get_model_version(candidate.name, candidate.version).run_id
     with tempfile.TemporaryDirectory() as tmp:
         digest = hash_path(download_model(world.settings, candidate.source_uri, tmp)).root_digest
+    dag_id, report_run_id = report_run or (DAG, run_id)
+    summaries = []
+    for gate, verdict in (verdicts or {"dependency_audit": "pass"}).items():
+        result = GateResult(
+            gate=gate,
+            verdict=Verdict(verdict),
+            message=f"{gate} {verdict}",
+            subjects=(subjects or {}).get(gate, default_subjects(gate, digest)),
+            dag_id=dag_id,
+            run_id=report_run_id,
+            mlflow_run_id=mlflow_run,
+        )
+        summaries.append(store.put_report(dag_id, report_run_id, result.finished(), {}).summary())
     run = RunInfo(
         "test://builder", f"{DAG}/{run_id}", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
     )
     subject = Resource(name=f"{candidate.name}/{candidate.version}", sha256=digest)
-    statement = build_statement(subject, run, external_parameters={})
+    dataset = Resource(name="dataset:train", sha256=DATASET_SHA256, uri="file:///data/train")
+    statement = build_statement(subject, run, external_parameters={}, dependencies=[dataset])
     uri = store.uri_for(DAG, run_id, "provenance", "provenance.intoto.json")
     statement_ref = store.put_bytes(uri, statement_bytes(statement))
-    result = GateResult(gate="provenance", verdict=Verdict.PASS, subjects={"model": digest})
+    result = GateResult(
+        gate="provenance",
+        verdict=Verdict.PASS,
+        subjects={"model": digest, "dataset:train": DATASET_SHA256},
+        dag_id=DAG,
+        run_id=run_id,
+        mlflow_run_id=mlflow_run,
+    )
     stored = store.put_report(DAG, run_id, result.finished(), {"statement": statement})
     provenance = {**stored.summary(), "statement_uri": statement_ref.uri, "model_sha256": digest}
     return summaries, provenance
@@ -161,17 +201,9 @@ def run_promotion(
     return promote(request, key or world.key, env)
 
 
-@pytest.fixture()
-def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., int]:
-    """``mlsecops`` with the promotion subcommands registered."""
-    module = importlib.import_module("mlsecops_provider.core.cli.main")
-    if CLI_MODULE not in module.COMMAND_MODULES:
-        monkeypatch.setattr(module, "COMMAND_MODULES", (*module.COMMAND_MODULES, CLI_MODULE))
-    return module.main  # type: ignore[no-any-return]
-
-
-def verify_cli(cli: Callable[..., int], world: World, name: str, key: Path | None = None) -> int:
-    return cli(
+def verify_cli(cli: Callable[..., Any], world: World, name: str, key: Path | None = None) -> int:
+    """``mlsecops verify-promotion`` through the shared ``cli`` fixture (tests/conftest.py)."""
+    done = cli(
         [
             "verify-promotion",
             "--registered-model",
@@ -182,8 +214,11 @@ def verify_cli(cli: Callable[..., int], world: World, name: str, key: Path | Non
             str(key or world.keys.public_path),
             "--tracking-uri",
             world.settings.tracking_uri,
+            "--log",
+            world.audit.uri,
         ]
     )
+    return int(done.code)
 
 
 def signed_statement(world: World, name: str, version: str) -> dict[str, Any]:
@@ -217,7 +252,7 @@ def test_first_model_becomes_champion_through_the_gate(
 
 
 def test_second_promotion_moves_champion_and_keeps_the_previous(
-    world: World, two_promotions: dict[str, Any], cli: Callable[..., int]
+    world: World, two_promotions: dict[str, Any], cli: Callable[..., Any]
 ) -> None:
     result, details = two_promotions["results"][1]
     assert result.verdict is Verdict.PASS, result.message
@@ -259,7 +294,7 @@ def promoted(world: World, request: pytest.FixtureRequest) -> Candidate:
 
 
 def test_model_changed_after_promotion_fails_verification(
-    world: World, promoted: Candidate, cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+    world: World, promoted: Candidate, cli: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     with open(artifact_dir(promoted) / "model.skops", "ab") as handle:
         handle.write(b"\x00")
@@ -269,7 +304,7 @@ def test_model_changed_after_promotion_fails_verification(
 
 
 def test_changed_evidence_fails_verification(
-    world: World, promoted: Candidate, cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+    world: World, promoted: Candidate, cli: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     tags = world.client.get_model_version(promoted.name, promoted.version).tags
     path = Path(tags[TAG_EVIDENCE_URI].removeprefix("file://"))
@@ -292,7 +327,7 @@ def test_changed_evidence_fails_verification(
 def test_wrong_key_fails_verification(
     world: World,
     promoted: Candidate,
-    cli: Callable[..., int],
+    cli: Callable[..., Any],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -304,7 +339,7 @@ def test_wrong_key_fails_verification(
 
 
 def test_alias_on_a_version_without_a_signed_record_fails(
-    world: World, promoted: Candidate, cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+    world: World, promoted: Candidate, cli: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     unsigned = new_version(world, promoted.name, 4)
     world.client.set_registered_model_alias(promoted.name, "champion", unsigned.version)
@@ -436,7 +471,7 @@ def test_signing_section_is_validated_naming_the_field(world: World) -> None:
 
 
 def test_rollback_restores_the_previous_champion_and_is_audited(
-    world: World, cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+    world: World, cli: Callable[..., Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     first, second = new_version(world, "rollback", 12), new_version(world, "rollback", 13)
     assert run_promotion(world, first, "run-rb-1")[0].verdict is Verdict.PASS
@@ -454,7 +489,7 @@ def test_rollback_restores_the_previous_champion_and_is_audited(
         "--reason",
         "bad predictions",
     ]
-    assert cli(args) == 0
+    assert cli(args).code == 0
     assert "ROLLED BACK rollback@champion: v2 -> v1" in capsys.readouterr().out
     assert alias_version(world.client, "rollback", "champion") == first.version
     assert alias_version(world.client, "rollback", "previous-champion") is None
@@ -470,6 +505,6 @@ def test_rollback_restores_the_previous_champion_and_is_audited(
         audit_log_uri=world.audit.uri,
     )
     assert check.verified, check.reason
-    assert cli(args) == 1
+    assert cli(args).code == 1
     assert "nothing to roll back to" in capsys.readouterr().out
     assert world.audit.entries()[-1].kind == "refusal"

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from mlsecops_provider.core.cli import shadow_eval_cmd
 from mlsecops_provider.core.data.datasets import write_table
-from mlsecops_provider.core.errors import DataError, MLSecOpsError, PolicyError
+from mlsecops_provider.core.errors import DataError, PolicyError
 from mlsecops_provider.core.evidence import Verdict
 from mlsecops_provider.core.policy import parse_policy
 from mlsecops_provider.core.settings import Settings
@@ -33,6 +33,9 @@ from mlsecops_provider.core.shadow.stats import (
 )
 from mlsecops_provider.core.training.model import TrainingConfig, train_classifier
 from mlsecops_provider.include.generator import LABEL, generate
+
+if TYPE_CHECKING:
+    from tests.conftest import CliResult
 
 FAST = {"bootstrap_resamples": 300, "robustness": {"samples": 60, "random_trials": 4}}
 STRONG = ("debt_to_income", "loan_amount", "annual_income", "credit_history_months")
@@ -391,19 +394,7 @@ def test_other_policy_errors_name_the_field() -> None:
         )
 
 
-# --- CLI (through a parser built from the module's register) ------------------------------
-
-
-def run_cli(argv: list[str]) -> int:
-    """Mirror ``mlsecops`` main: the handler's return code; MLSecOpsError -> one line, 2."""
-    parser = argparse.ArgumentParser(prog="mlsecops")
-    shadow_eval_cmd.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except MLSecOpsError as err:
-        print(f"mlsecops {args.command}: error: {err}", file=sys.stderr)
-        return 2
+# --- CLI (as a user runs it: the shared ``cli`` fixture) ----------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -420,36 +411,40 @@ def test_cli_exit_codes(
     model_dirs: dict[str, str],
     cli_files: dict[str, str],
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    cli: Callable[..., CliResult],
 ) -> None:
     base = ["shadow-eval", "--data", cli_files["data"], "--label", LABEL, "--policy",
             cli_files["policy"]]  # fmt: skip
     report, page = tmp_path / "r.json", tmp_path / "r.html"
     argv = [*base, "--candidate", model_dirs["strong"], "--baseline", model_dirs["weak"]]
-    assert run_cli([*argv, "--report", str(report), "--html", str(page)]) == 0
-    assert capsys.readouterr().out.startswith("shadow_evaluation: PASS")
+    done = cli([*argv, "--report", str(report), "--html", str(page)])
+    assert done.code == 0
+    assert done.out.startswith("shadow_evaluation: PASS")
     stored = json.loads(report.read_text())
     assert stored["result"]["subjects"]["data"].startswith("sha256:")
     assert "<img alt=" in page.read_text()
     argv = [*base, "--candidate", model_dirs["weak"], "--baseline", model_dirs["strong"]]
-    assert run_cli([*argv, "--json"]) == 1
-    assert json.loads(capsys.readouterr().out)["verdict"] == "fail"
-    assert run_cli([*base, "--candidate", model_dirs["strong"]]) == 0
-    assert "no champion yet" in capsys.readouterr().out
+    done = cli([*argv, "--json"])
+    assert done.code == 1
+    assert json.loads(done.out)["verdict"] == "fail"
+    done = cli([*base, "--candidate", model_dirs["strong"]])
+    assert done.code == 0
+    assert "no champion yet" in done.out
 
 
 def test_cli_missing_label_is_exit_2_with_one_line(
-    model_dirs: dict[str, str], cli_files: dict[str, str], capsys: pytest.CaptureFixture[str]
+    model_dirs: dict[str, str], cli_files: dict[str, str], cli: Callable[..., CliResult]
 ) -> None:
     argv = ["shadow-eval", "--data", cli_files["data"], "--label", "defaulted", "--candidate",
             model_dirs["strong"], "--baseline", model_dirs["weak"]]  # fmt: skip
-    assert run_cli(argv) == 2
-    err = capsys.readouterr().err.strip()
+    done = cli(argv)
+    assert done.code == 2
+    err = done.err.strip()
     assert err.startswith("mlsecops shadow-eval: error: dataset has no label column 'defaulted'")
     assert len(err.splitlines()) == 1
     missing = ["shadow-eval", "--data", cli_files["data"], "--label", LABEL, "--candidate",
                "/nonexistent/model"]  # fmt: skip
-    assert run_cli(missing) == 2
+    assert cli(missing).code == 2
 
 
 def test_untrusted_skops_types_are_refused(tmp_path: Path, clean: pd.DataFrame) -> None:

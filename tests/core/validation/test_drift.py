@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -120,33 +119,24 @@ def test_drift_against_champion_verifies_the_reference(
         )
 
 
-def _cli(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    cli_main = importlib.import_module("mlsecops_provider.core.cli.main")
-    module = "mlsecops_provider.core.cli.drift_cmd"
-    if module not in cli_main.COMMAND_MODULES:  # until main registers the subcommand
-        monkeypatch.setattr(cli_main, "COMMAND_MODULES", (*cli_main.COMMAND_MODULES, module))
-    return cli_main.main(argv)
-
-
 def test_cli_exit_codes_and_report(
-    reference: pd.DataFrame,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    reference: pd.DataFrame, tmp_path: Path, cli: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Through the shared ``cli`` fixture (tests/conftest.py), naming the data's columns."""
+    columns = ["--label", LABEL, *(f"--exclude={c}" for c in NOT_FEATURES)]
     ref = str(tmp_path / "ref.csv")
     reference.to_csv(ref, index=False)
     clean, drifted = tmp_path / "clean.parquet", tmp_path / "drifted.parquet"
     generate(1000, seed=11).to_parquet(clean)
     generate(1000, seed=11, drift=True).to_parquet(drifted)
-    assert _cli(["drift", "--reference", ref, "--current", str(clean)], monkeypatch) == 0
+    assert cli(["drift", "--reference", ref, "--current", str(clean), *columns]).code == 0
     assert "NO DRIFT" in capsys.readouterr().out
     report = tmp_path / "out" / "report.json"
     argv = ["drift", "--reference", ref, "--current", str(drifted), "--report", str(report)]
-    assert _cli(argv, monkeypatch) == 1
+    assert cli([*argv, *columns]).code == 1
     out = capsys.readouterr().out
     assert all(f"drifted: {c}" in out for c in DRIFTING)
     assert set(json.loads(report.read_text())["drifted_columns"]) == DRIFTING
     missing = str(tmp_path / "absent.csv")
-    assert _cli(["drift", "--reference", ref, "--current", missing], monkeypatch) == 2
+    assert cli(["drift", "--reference", ref, "--current", missing]).code == 2
     assert "mlsecops drift: error:" in capsys.readouterr().err

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
 
-from mlsecops_provider.core.cli import validate_cmd
 from mlsecops_provider.core.data.datasets import write_table
 from mlsecops_provider.core.errors import ConfigError, MLSecOpsError, PolicyError
 from mlsecops_provider.core.evidence import Verdict
@@ -26,6 +25,9 @@ from mlsecops_provider.core.validation.gate import (
 )
 from mlsecops_provider.core.validation.poisoning import PoisoningConfig
 from mlsecops_provider.include.generator import LABEL, PII_COLUMNS, TEXT_COLUMN, generate
+
+if TYPE_CHECKING:
+    from tests.conftest import CliResult
 
 SUITE_PATH = packaged_file("suites", "credit_risk.json")
 EXCLUDED = ["customer_id", TEXT_COLUMN, *PII_COLUMNS]
@@ -283,18 +285,7 @@ def test_config_from_policy() -> None:
         ValidationConfig.from_policy(bad)
 
 
-# --- CLI (through a parser built from the module's register) ---------------------------------
-
-
-def run_cli(argv: list[str]) -> int:
-    """Mirror ``mlsecops`` main: handler's return code, MLSecOpsError -> 2."""
-    parser = argparse.ArgumentParser(prog="mlsecops")
-    validate_cmd.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except MLSecOpsError:
-        return 2
+# --- CLI (as a user runs it: the shared ``cli`` fixture) ------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -319,7 +310,7 @@ def cli_files(tmp_path_factory: pytest.TempPathFactory, reference: pd.DataFrame)
 
 
 def test_cli_pass_writes_report_and_html(
-    cli_files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli_files: dict[str, str], tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
     report, page = tmp_path / "report.json", tmp_path / "docs.html"
     argv = [
@@ -331,8 +322,9 @@ def test_cli_pass_writes_report_and_html(
         cli_files["ref"],
     ]
     argv += ["--policy", cli_files["policy"], "--report", str(report), "--html", str(page)]
-    assert run_cli(argv) == 0
-    assert capsys.readouterr().out.startswith("data_validation: PASS")
+    done = cli(argv)
+    assert done.code == 0
+    assert done.out.startswith("data_validation: PASS")
     stored = json.loads(report.read_text())
     assert stored["result"]["subjects"]["data"].startswith("sha256:")
     assert "reference" in stored["result"]["subjects"]
@@ -340,23 +332,26 @@ def test_cli_pass_writes_report_and_html(
     assert "<table>" in page.read_text()
 
 
-def test_cli_fail_exit_1(cli_files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_fail_exit_1(cli_files: dict[str, str], cli: Callable[..., CliResult]) -> None:
     argv = ["validate", cli_files["poisoned"], "--suite", str(SUITE_PATH), "--json"]
     argv += ["--reference", cli_files["ref"], "--policy", cli_files["policy"]]
-    assert run_cli(argv) == 1
-    summary = json.loads(capsys.readouterr().out)
+    done = cli(argv)
+    assert done.code == 1
+    summary = json.loads(done.out)
     assert summary["verdict"] == "fail" and summary["findings_total"] > 3
 
 
-def test_cli_errors_exit_2(cli_files: dict[str, str], tmp_path: Path) -> None:
+def test_cli_errors_exit_2(
+    cli_files: dict[str, str], tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     bad_suite = tmp_path / "bad.json"
     bad_suite.write_text(json.dumps(small_suite(expect("expect_nothing_real"))))
-    assert run_cli(["validate", cli_files["clean"], "--suite", str(bad_suite)]) == 2
+    assert cli(["validate", cli_files["clean"], "--suite", str(bad_suite)]).code == 2
     missing = str(tmp_path / "missing.parquet")
-    assert run_cli(["validate", missing, "--suite", str(SUITE_PATH)]) == 2
+    assert cli(["validate", missing, "--suite", str(SUITE_PATH)]).code == 2
     garbage = tmp_path / "garbage.parquet"
     garbage.write_bytes(b"PAR1 not really PAR1")
-    assert run_cli(["validate", str(garbage), "--suite", str(SUITE_PATH)]) == 2
+    assert cli(["validate", str(garbage), "--suite", str(SUITE_PATH)]).code == 2
 
 
 def test_light_import_and_analytics_off_before_gx_loads() -> None:
