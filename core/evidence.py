@@ -20,7 +20,6 @@ from mlsecops_provider.core.storage import (
     S3ClientFactory,
     Storage,
     read_verified,
-    safe_segment,
     sha256_bytes,
     storage_for,
 )
@@ -59,6 +58,9 @@ class GateResult:
     started_at: str = field(default_factory=utcnow)
     ended_at: str | None = None
     message: str = ""
+    dag_id: str | None = None  # the DAG run the report belongs to (set by record_gate)
+    run_id: str | None = None
+    mlflow_run_id: str | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.gate):
@@ -89,10 +91,17 @@ class GateResult:
         """A copy with ``ended_at`` set (and any other field changed)."""
         return replace(self, ended_at=utcnow(), **changes)
 
+    def subject_refs(self) -> list[Subject]:
+        """The subjects as (kind, name, digest), see :func:`parse_subjects`."""
+        return parse_subjects(self.subjects)
+
     def summary(self) -> dict[str, Any]:
         """The compact form for XCom: no raw data, at most ten findings."""
         return {
             "gate": self.gate,
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            "mlflow_run_id": self.mlflow_run_id,
             "verdict": self.verdict.value,
             "message": self.message,
             "subjects": self.subjects,
@@ -102,6 +111,68 @@ class GateResult:
             "evidence_uri": self.evidence_uri,
             "evidence_sha256": self.evidence_sha256,
         }
+
+
+# Subject keys are ``<kind>`` or ``<kind>:<name>``; the older one-word names of the gates map
+# to a kind here. Values are ``sha256:<hex>`` or ``<hex>``; a value that is not a SHA-256
+# (e.g. ``path``) is no subject.
+SUBJECT_KINDS = ("model", "dataset", "reference", "champion", "sbom", "environment", "other")
+_SUBJECT_ALIASES = {
+    "data": ("dataset", "data"),
+    "input": ("dataset", "input"),
+    "output": ("dataset", "output"),
+    "candidate": ("model", "candidate"),
+    "champion": ("champion", "champion"),
+    "reference": ("reference", "reference"),
+    "sbom": ("sbom", "sbom"),
+    "model": ("model", "model"),
+}
+_SHA256_VALUE = re.compile(r"(?:sha256:)?([0-9a-f]{64})")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a gate checked: its kind (model, dataset, sbom, ...), a name, the SHA-256."""
+
+    kind: str
+    name: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "name": self.name, "sha256": self.sha256}
+
+
+def parse_subjects(subjects: Mapping[str, Any]) -> list[Subject]:
+    """``{"model": "<hex>", "dataset:raw": "sha256:<hex>", "path": "..."}`` as Subjects."""
+    out = []
+    for key, value in sorted(subjects.items()):
+        match = _SHA256_VALUE.fullmatch(str(value))
+        if not match:
+            continue
+        kind, _, name = str(key).partition(":")
+        if not name:
+            kind, name = _SUBJECT_ALIASES.get(kind, ("other", kind))
+        elif kind not in SUBJECT_KINDS:
+            kind, name = "other", str(key)
+        out.append(Subject(kind, name, match.group(1)))
+    return out
+
+
+def evidence_segment(value: str) -> str:
+    """One path segment for a DAG id, run id, gate or file name, escaped injectively.
+
+    ``[A-Za-z0-9_-]`` and inner dots stay; every other byte of the UTF-8 form (``=`` too, and
+    a leading dot) becomes ``=XX``, so two different values never share a folder and no
+    segment is ``.`` or ``..``.
+    """
+    if not value:
+        raise ValueError("an empty value gives no path segment")
+    out = []
+    for index, byte in enumerate(value.encode()):
+        char = chr(byte)
+        keep = char.isascii() and (char.isalnum() or char in "_-" or (char == "." and index))
+        out.append(char if keep else f"={byte:02X}")
+    return "".join(out)
 
 
 def _scalars(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,8 +204,8 @@ class EvidenceStore:
         return self._storage
 
     def uri_for(self, dag_id: str, run_id: str, gate: str, name: str) -> str:
-        parts = [safe_segment(p) for p in (dag_id, run_id, gate)]
-        return "/".join([self.root_uri, *parts, safe_segment(name)])
+        parts = [evidence_segment(p) for p in (dag_id, run_id, gate, name)]
+        return "/".join([self.root_uri, *parts])
 
     def put_bytes(self, uri: str, data: bytes, content_type: str | None = None) -> EvidenceRef:
         if not uri.startswith(self.root_uri + "/"):

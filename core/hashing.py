@@ -152,6 +152,7 @@ class Manifest:
     files: Mapping[str, str]
     ignore: tuple[str, ...] = DEFAULT_IGNORE
     root_digest: str = ""
+    ignored: tuple[str, ...] = ()  # paths present but left out by ``ignore`` (not digested)
 
     def __post_init__(self) -> None:
         if self.kind not in ("directory", "file"):
@@ -163,6 +164,7 @@ class Manifest:
         ordered = dict(sorted(self.files.items(), key=lambda item: _sort_key(item[0])))
         object.__setattr__(self, "files", ordered)
         object.__setattr__(self, "ignore", tuple(self.ignore))
+        object.__setattr__(self, "ignored", tuple(sorted(self.ignored)))
         computed = self._compute_root()
         if self.root_digest and self.root_digest != computed:
             raise DataError(
@@ -193,6 +195,7 @@ class Manifest:
             "algorithm": "sha256",
             "root_digest": self.root_digest,
             "ignore": list(self.ignore),
+            "ignored": list(self.ignored),
             "files": dict(self.files),
         }
 
@@ -218,6 +221,7 @@ class Manifest:
             files=data["files"],
             ignore=tuple(data["ignore"]),
             root_digest=_check_digest(data.get("root_digest"), "manifest root_digest"),
+            ignored=tuple(str(p) for p in data.get("ignored") or ()),
         )
 
     @classmethod
@@ -236,6 +240,7 @@ class Diff:
     changed: tuple[str, ...] = ()
     added: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()  # present under an ignored path: not covered by the digest
 
     @property
     def matches(self) -> bool:
@@ -281,7 +286,7 @@ def _symlink_entry(link: str, rel: str, real_root: Path) -> _Entry:
     return _Entry(rel, str(target), st.st_size)
 
 
-def _walk(real_root: Path, ignore: frozenset[str]) -> list[_Entry]:
+def _walk(real_root: Path, ignore: frozenset[str], hidden: list[str] | None = None) -> list[_Entry]:
     entries: list[_Entry] = []
     pending = [""]
     while pending:
@@ -294,6 +299,8 @@ def _walk(real_root: Path, ignore: frozenset[str]) -> list[_Entry]:
         for child in children:
             rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
             if _ignored(rel, ignore):
+                if hidden is not None:
+                    hidden.append(rel)
                 continue
             if child.is_symlink():
                 entries.append(_symlink_entry(child.path, rel, real_root))
@@ -343,17 +350,43 @@ def hash_path(
     if not stat.S_ISDIR(mode):
         raise StorageError(f"{path}: not a regular file or directory")
     ignore_set = frozenset(p.strip("/") for p in ignore)
-    entries = _walk(real_root, ignore_set)
+    hidden: list[str] = []
+    entries = _walk(real_root, ignore_set, hidden)
+    if hidden:
+        log.warning("%s: not covered by the digest (ignored): %s", path, ", ".join(hidden))
     if not entries:
         log.warning("%s: directory has no files to hash", path)
     files = _hash_entries(entries, workers)
     log.info("hashed %d files (%d bytes) under %s", len(files), sum(e.size for e in entries), path)
-    return Manifest(kind="directory", name=name, files=files, ignore=tuple(sorted(ignore_set)))
+    return Manifest(
+        kind="directory",
+        name=name,
+        files=files,
+        ignore=tuple(sorted(ignore_set)),
+        ignored=tuple(hidden),
+    )
 
 
-def compare(manifest: Manifest, path: str | os.PathLike[str], workers: int | None = None) -> Diff:
-    """Hash ``path`` as the manifest was made and report what differs."""
-    current = hash_path(path, ignore=manifest.ignore, workers=workers)
+def compare(
+    manifest: Manifest,
+    path: str | os.PathLike[str],
+    workers: int | None = None,
+    ignore: Iterable[str] = DEFAULT_IGNORE,
+) -> Diff:
+    """Hash ``path`` with the caller's fixed ``ignore`` list and report what differs.
+
+    The manifest's own ``ignore`` list is not signed and not in the root digest, so it is
+    never trusted: a manifest whose list differs from ``ignore`` is refused (a name added
+    there would hide a file added to the folder). Paths present under an ignored name are
+    returned in ``Diff.ignored``.
+    """
+    fixed = tuple(sorted(p.strip("/") for p in ignore))
+    if manifest.kind == "directory" and tuple(sorted(manifest.ignore)) != fixed:
+        raise DataError(
+            f"manifest ignore: {sorted(manifest.ignore)} differs from the fixed list "
+            f"{list(fixed)}; refused (an ignore list is not covered by the root digest)"
+        )
+    current = hash_path(path, ignore=fixed, workers=workers)
     if current.kind != manifest.kind:
         raise DataError(f"{path}: is a {current.kind} but the manifest describes a {manifest.kind}")
     if manifest.kind == "file":  # a single file is compared by content, not by name
@@ -364,6 +397,7 @@ def compare(manifest: Manifest, path: str | os.PathLike[str], workers: int | Non
         changed=tuple(p for p in old if p in new and old[p] != new[p]),
         added=tuple(p for p in new if p not in old),
         missing=tuple(p for p in old if p not in new),
+        ignored=current.ignored,
     )
 
 

@@ -55,11 +55,14 @@ def record_gate(
 
     settings = settings or Settings.from_env()
     key = run_key(context)
-    stored = evidence_store(aws_conn_id, settings).put_report(
-        key.dag_id, key.run_id, result.finished(), details
-    )
     lineage = LineageRecorder(settings)
-    lineage.log_gate(lineage.run_for(key), stored)
+    mlflow_run_id = lineage.run_for(key)
+    # The report names the run it belongs to: the promotion gate refuses another run's reports.
+    owned = result.finished(dag_id=key.dag_id, run_id=key.run_id, mlflow_run_id=mlflow_run_id)
+    stored = evidence_store(aws_conn_id, settings).put_report(
+        key.dag_id, key.run_id, owned, details
+    )
+    lineage.log_gate(mlflow_run_id, stored)
     context["ti"].xcom_push(key=EVIDENCE_LINK_KEY, value=stored.evidence_uri)
     # The summary also when the gate fails below (no return value then): the review UI
     # verifies every report against this digest.

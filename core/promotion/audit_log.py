@@ -4,7 +4,10 @@ Each line is one entry ``{seq, time, kind, details, prev_hash, hash}``: ``kind``
 ``promotion``, ``refusal`` or ``rollback``; ``hash`` is the SHA-256 of the entry's canonical
 JSON without ``hash``; ``prev_hash`` is the previous entry's hash (64 zeros for the first).
 Editing, inserting or deleting a line breaks the chain; deleting the *last* lines is caught
-by the head file beside the log (``<log>.head.json``: last ``seq`` and ``hash``).
+by the head file beside the log (``<log>.head.json``: last ``seq`` and ``hash``) and, without
+trusting that file, by anchors: the seq and hash of entries recorded where an attacker on the
+evidence store cannot roll them back (the signed promotion record names the head it saw, the
+model version's tags the promotion entry; see :func:`verify_chain`).
 
 An append is read-verify-write with compare-and-set: the new log is written only if the log
 is still what was read (``file://``: under an exclusive ``flock`` with the content digest
@@ -23,7 +26,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from threading import get_ident
@@ -114,12 +117,22 @@ def _parse_line(number: int, raw: bytes) -> AuditEntry:
     return entry
 
 
-def verify_chain(data: bytes, head: Mapping[str, Any] | None = None) -> ChainReport:
-    """Check every line's hash and link; with ``head``, also that no tail line is missing."""
+def verify_chain(
+    data: bytes,
+    head: Mapping[str, Any] | None = None,
+    anchors: Sequence[Anchor] = (),
+) -> ChainReport:
+    """Check every line's hash and link; with ``head``, also that no tail line is missing.
+
+    Trailing whitespace (a final blank line, an editor's newline) is not corruption; a blank
+    line between entries is. Each anchor (an entry's seq and hash kept outside the evidence
+    store: the signed promotion record, the model version's tags) must be in the log, so a
+    truncated log is caught even when its head file was deleted or rolled back too.
+    """
     entries: list[AuditEntry] = []
     prev = GENESIS
     try:
-        for number, raw in enumerate(data.splitlines(), start=1):
+        for number, raw in enumerate(data.rstrip().splitlines(), start=1):
             entry = _parse_line(number, raw)
             if entry.seq != number:
                 raise AuditLogError(f"line {number}: seq {entry.seq}, expected {number}")
@@ -130,6 +143,7 @@ def verify_chain(data: bytes, head: Mapping[str, Any] | None = None) -> ChainRep
             entries.append(entry)
             prev = entry.hash
         lag = _check_head(entries, head)
+        _check_anchors(entries, anchors)
     except AuditLogError as err:
         return ChainReport(ok=False, entries=entries, problem=str(err))
     return ChainReport(ok=True, entries=entries, head_lag=lag)
@@ -146,6 +160,35 @@ def _check_head(entries: list[AuditEntry], head: Mapping[str, Any] | None) -> in
     if seq and entries[seq - 1].hash != digest:
         raise AuditLogError(f"entry {seq} does not match the hash in the head file")
     return len(entries) - seq  # > 0 only if a writer stopped between log and head
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """An entry's seq and hash recorded outside the log, and where (for the message)."""
+
+    seq: int
+    hash: str
+    source: str
+
+
+def _check_anchors(entries: list[AuditEntry], anchors: Sequence[Anchor]) -> None:
+    for anchor in sorted(anchors, key=lambda a: -a.seq):
+        if anchor.seq > len(entries):
+            raise AuditLogError(
+                f"log has {len(entries)} entries but {anchor.source} records entry "
+                f"#{anchor.seq} (truncated)"
+            )
+        if anchor.seq >= 1 and entries[anchor.seq - 1].hash != anchor.hash:
+            raise AuditLogError(
+                f"entry #{anchor.seq} does not have the hash {anchor.source} records (rewritten)"
+            )
+
+
+class PreconditionFailed(AuditLogError):
+    """A conditional append found the log in a state that refuses the new entry."""
+
+
+Precondition = Callable[[list[AuditEntry]], str | None]
 
 
 # ---------------------------------------------------------------------------- backends
@@ -255,7 +298,7 @@ class AuditLog:
             raise AuditLogError(f"{self.head_uri}: not valid JSON ({err})") from err
         return loaded if isinstance(loaded, dict) else {"seq": None}
 
-    def verify(self) -> ChainReport:
+    def verify(self, anchors: Sequence[Anchor] = ()) -> ChainReport:
         """Read the log and its head and check the chain (an absent log is an empty one)."""
         head = self._head()  # before the log: the head is written after it
         data, token = self._backend.read()
@@ -263,7 +306,7 @@ class AuditLog:
             return ChainReport(
                 ok=False, problem=f"{self.uri}: missing, but its head says seq {head['seq']}"
             )
-        return verify_chain(data, head)
+        return verify_chain(data, head, anchors)
 
     def entries(self) -> list[AuditEntry]:
         report = self.verify()
@@ -278,13 +321,20 @@ class AuditLog:
         *,
         attempts: int = APPEND_ATTEMPTS,
         before_write: Callable[[], None] | None = None,
+        precondition: Precondition | None = None,
     ) -> AuditEntry:
-        """Append one entry (read, verify, compare-and-set write; retried on a lost race)."""
+        """Append one entry (read, verify, compare-and-set write; retried on a lost race).
+
+        ``precondition`` sees the verified entries of every attempt; a reason it returns
+        raises :class:`PreconditionFailed` (nothing written). With the compare-and-set write
+        that makes the append a linearisation point: of two conditional appends racing, the
+        second re-reads the first's entry before it can write.
+        """
         if kind not in KINDS:
             raise ValueError(f"audit kind {kind!r} is not one of {KINDS}")
         for attempt in range(1, attempts + 1):
             try:
-                entry = self._append_once(kind, details, before_write)
+                entry = self._append_once(kind, details, before_write, precondition)
             except ConcurrentUpdateError:
                 if attempt == attempts:
                     raise
@@ -295,7 +345,11 @@ class AuditLog:
         raise AssertionError("unreachable")
 
     def _append_once(
-        self, kind: str, details: Mapping[str, Any], before_write: Callable[[], None] | None
+        self,
+        kind: str,
+        details: Mapping[str, Any],
+        before_write: Callable[[], None] | None,
+        precondition: Precondition | None = None,
     ) -> AuditEntry:
         head = self._head()
         data, token = self._backend.read()
@@ -304,6 +358,9 @@ class AuditLog:
             raise AuditLogError(
                 f"{self.uri}: refusing to append to a broken chain: {report.problem}"
             )
+        problem = precondition(report.entries) if precondition else None
+        if problem:
+            raise PreconditionFailed(problem)
         last = report.last
         entry = AuditEntry(
             seq=(last.seq if last else 0) + 1,
@@ -315,7 +372,8 @@ class AuditLog:
         entry = AuditEntry(**{**entry.body(), "hash": entry.computed_hash()})
         if before_write is not None:
             before_write()
-        prefix = data if not data or data.endswith(b"\n") else data + b"\n"
+        kept = data.rstrip()  # trailing whitespace is not an entry
+        prefix = kept + b"\n" if kept else b""
         self._backend.write_if(prefix + entry.line(), token)
         head = {"seq": entry.seq, "hash": entry.hash, "time": entry.time}
         self._head_storage.write_bytes(self.head_uri, _canonical(head), "application/json")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,10 @@ from mlsecops_provider.core.errors import (
     NotFoundError,
     PolicyError,
 )
-from mlsecops_provider.core.evidence import EvidenceStore, Verdict
+from mlsecops_provider.core.evidence import EvidenceStore, GateResult, Verdict
 from mlsecops_provider.core.policy import Policy, section_config
 from mlsecops_provider.core.promotion.signing import PublicKey, load_public_key
+from mlsecops_provider.core.promotion.subjects import Scope, check_subjects, provenance_datasets
 from mlsecops_provider.core.provenance.slsa import statement_bytes
 from mlsecops_provider.core.storage import sha256_bytes
 from mlsecops_provider.core.tracking.registry import CHAMPION
@@ -131,8 +132,26 @@ class Approval:
 
 
 def _check_gate(
+    gate: str,
+    summary: Mapping[str, Any],
+    store: EvidenceStore,
+    strict: bool,
+    scope: Scope | None = None,
+    required: bool = False,
+) -> tuple[dict[str, Any], list[str]]:
+    record, reason, result = _read_gate(gate, summary, store, strict)
+    reasons = [reason] if reason else []
+    if result is not None and scope is not None:
+        subjects, more = check_subjects(gate, result, scope, required)
+        record.update(subjects=subjects, dagId=result.dag_id, runId=result.run_id)
+        record["mlflowRunId"] = result.mlflow_run_id
+        reasons += more
+    return record, reasons
+
+
+def _read_gate(
     gate: str, summary: Mapping[str, Any], store: EvidenceStore, strict: bool
-) -> tuple[dict[str, Any], str | None]:
+) -> tuple[dict[str, Any], str | None, GateResult | None]:
     uri, digest = summary.get("evidence_uri"), summary.get("evidence_sha256")
     record: dict[str, Any] = {
         "gate": gate,
@@ -140,23 +159,25 @@ def _check_gate(
         "report": {"uri": uri, "sha256": digest},
     }
     if not uri or not digest:
-        return record, f"gate {gate}: no evidence URI and digest"
+        return record, f"gate {gate}: no evidence URI and digest", None
     try:
         result, _ = store.read_report(str(uri), str(digest))
     except (DigestMismatchError, NotFoundError, DataError) as err:
-        return record, f"gate {gate}: report cannot be trusted ({err})"
+        return record, f"gate {gate}: report cannot be trusted ({err})", None
     if result.gate != gate or result.verdict.value != summary.get("verdict"):
         return (
             record,
             f"gate {gate}: summary says {summary.get('verdict')}, "
             f"report says {result.gate} {result.verdict.value}",
+            None,
         )
     if result.verdict.blocks or (strict and result.verdict is Verdict.WARN):
         return (
             record,
             f"gate {gate}: verdict {result.verdict.value}: {result.message or 'see report'}",
+            result,
         )
-    return record, None
+    return record, None, result
 
 
 def check_gates(
@@ -164,8 +185,12 @@ def check_gates(
     summaries: Sequence[Mapping[str, Any]],
     store: EvidenceStore,
     block_on_warn: bool = False,
+    scope: Scope | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Each gate's verdict read from its report (by digest); reasons to refuse, if any."""
+    """Each gate's verdict read from its report (by digest); reasons to refuse, if any.
+
+    With ``scope``, each report must also be about this run's model and datasets.
+    """
     by_gate: dict[str, Mapping[str, Any]] = {}
     reasons = []
     for summary in summaries:
@@ -181,11 +206,11 @@ def check_gates(
     ]
     records = []
     for gate, summary in sorted(by_gate.items()):
-        strict = block_on_warn and gate in policy.required_gates
-        record, reason = _check_gate(gate, summary, store, strict)
-        records.append({**record, "required": gate in policy.required_gates})
-        if reason:
-            reasons.append(reason)
+        required = gate in policy.required_gates
+        strict = block_on_warn and required
+        record, more = _check_gate(gate, summary, store, strict, scope, required)
+        records.append({**record, "required": required})
+        reasons += more
     return records, reasons
 
 
@@ -194,6 +219,7 @@ class ProvenanceRef:
     statement_uri: str
     statement_sha256: str
     model_sha256: str
+    datasets: Mapping[str, str] = field(default_factory=dict)  # sha256 -> name
 
 
 def check_provenance(
@@ -217,7 +243,9 @@ def check_provenance(
     reasons = [f"provenance: verdict {result.verdict.value}"] if result.verdict.blocks else []
     if summary.get("model_sha256") not in (None, model_sha256):
         reasons.append("provenance: summary's model_sha256 differs from the statement's subject")
-    return ProvenanceRef(str(summary["statement_uri"]), digest, model_sha256), reasons
+    datasets = provenance_datasets(statement)
+    ref = ProvenanceRef(str(summary["statement_uri"]), digest, model_sha256, datasets)
+    return ref, reasons
 
 
 def check_approval(approval: Approval | None, required: bool) -> list[str]:

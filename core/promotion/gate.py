@@ -27,8 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.errors import LineageError, MLSecOpsError
 from mlsecops_provider.core.evidence import EvidenceStore, GateResult, Verdict, utcnow
-from mlsecops_provider.core.hashing import hash_path
-from mlsecops_provider.core.promotion.audit_log import AuditEntry, AuditLog, default_log_uri
+from mlsecops_provider.core.hashing import DEFAULT_IGNORE, hash_path
+from mlsecops_provider.core.promotion.audit_log import (
+    GENESIS,
+    AuditEntry,
+    AuditLog,
+    default_log_uri,
+)
 from mlsecops_provider.core.promotion.checks import (
     Approval,
     Candidate,
@@ -40,6 +45,7 @@ from mlsecops_provider.core.promotion.checks import (
     check_provenance,
     policy_digest,
 )
+from mlsecops_provider.core.promotion.move import MovePlan, move_alias
 from mlsecops_provider.core.promotion.record import (
     TAG_ALIAS,
     TAG_EVIDENCE_SHA256,
@@ -62,6 +68,7 @@ from mlsecops_provider.core.promotion.signing import (
     envelope_bytes,
     sign_model,
 )
+from mlsecops_provider.core.promotion.subjects import Scope
 from mlsecops_provider.core.provenance.slsa import statement_bytes
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import S3ClientFactory
@@ -85,7 +92,6 @@ __all__ = [
 ]
 log = logging.getLogger(__name__)
 GATE = "promotion"
-PROMOTION_TAGS = (TAG_EVIDENCE_URI, TAG_EVIDENCE_SHA256, TAG_KEY_ID, TAG_MODEL_SHA256)
 
 
 @dataclass
@@ -171,14 +177,23 @@ def _promote(
     state: _State, key: SigningKey, trusted: Mapping[str, PublicKey], env: PromotionEnv
 ) -> tuple[GateResult, dict[str, Any]]:
     request, signing = state.request, state.signing
+    provenance, provenance_reasons = check_provenance(request.provenance, env.store)
+    scope = None
+    if provenance is not None:
+        scope = Scope(
+            env.dag_id,
+            env.run_id,
+            provenance.model_sha256,
+            provenance.datasets,
+            _candidate_run(env, state),
+        )
     gates, reasons = check_gates(
-        request.policy, request.gate_summaries, env.store, signing.block_on_warn
+        request.policy, request.gate_summaries, env.store, signing.block_on_warn, scope
     )
-    provenance, more = check_provenance(request.provenance, env.store)
     required = (
         signing.require_approval if request.require_approval is None else request.require_approval
     )
-    reasons += more + check_approval(request.approval, required)
+    reasons += provenance_reasons + check_approval(request.approval, required)
     if state.champion == state.version:
         reasons.append(f"version {state.version} is already {state.name}@{signing.alias}")
     if key.key_id not in trusted:
@@ -187,7 +202,14 @@ def _promote(
         return _refuse(state, env, reasons, gates=gates)
     with tempfile.TemporaryDirectory(prefix="mlsecops-promote-") as tmp:
         model_dir = download_model(env.settings, request.candidate.source_uri, f"{tmp}/model")
-        model_sha256 = hash_path(model_dir).root_digest
+        manifest = hash_path(model_dir)
+        model_sha256 = manifest.root_digest
+        if manifest.ignored:
+            reason = (
+                "model folder has paths the digest does not cover (ignored names): "
+                + ", ".join(manifest.ignored)
+            )
+            return _refuse(state, env, [reason], gates=gates)
         if model_sha256 != provenance.model_sha256:
             reason = (
                 f"model changed since provenance: sha256 {model_sha256}, "
@@ -196,11 +218,35 @@ def _promote(
             return _refuse(state, env, [reason], gates=gates)
         signed = _sign(state, env, key, model_dir, model_sha256, gates, provenance)
         problem = _verify_signed(state, env, signed, model_dir, trusted)
+    entry = None
     if problem is None:
-        problem = _move(state, env, signed)
-    if problem:
-        return _refuse(state, env, [problem], gates=gates, signed=signed)
-    return _promoted(state, env, signed, gates)
+        entry, problem = move_alias(
+            env.client, env.audit, _plan(state, env, signed), env.before_move
+        )
+    if problem or entry is None:
+        return _refuse(state, env, [problem or "not moved"], gates=gates, signed=signed)
+    return _promoted(state, env, signed, gates, entry)
+
+
+def _candidate_run(env: PromotionEnv, state: _State) -> str | None:
+    """The MLflow run the candidate version was logged in (every report must be of it)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run_id = env.client.get_model_version(state.name, state.version).run_id
+    except MlflowException as err:
+        raise LineageError(f"cannot read {state.name} v{state.version}: {err}") from err
+    return str(run_id) if run_id else None
+
+
+def _audit_head(env: PromotionEnv) -> dict[str, Any]:
+    """The log's head as this promotion sees it: an anchor in the signed record."""
+    last = env.audit.entries()[-1:] or None
+    return {
+        "uri": env.audit.uri,
+        "seq": last[0].seq if last else 0,
+        "hash": last[0].hash if last else GENESIS,
+    }
 
 
 def _sign(
@@ -222,15 +268,19 @@ def _sign(
     approval = state.request.approval
     predicate = {
         "alias": state.signing.alias,
+        "previousAlias": state.signing.previous_alias,
         "previousChampion": state.champion,
         "source": state.request.candidate.source_uri,
         "gates": gates,
+        "datasets": [{"name": n, "sha256": d} for d, n in sorted(provenance.datasets.items())],
+        "manifest": {"ignore": list(DEFAULT_IGNORE), "ignoredPresent": []},
         "policy": {"source": policy.source, "sha256": policy_digest(policy)},
         "provenance": {"uri": provenance.statement_uri, "sha256": provenance.statement_sha256},
         "modelSignature": {"uri": signature.uri, "sha256": signature.sha256},
         "approval": approval.to_dict() if approval else None,
         "signer": {"keyid": key.key_id},
         "invocationId": f"{env.dag_id}/{env.run_id}",
+        "auditHead": _audit_head(env),
         "promotedAt": utcnow(),
     }
     statement = promotion_statement(
@@ -265,58 +315,9 @@ def _verify_signed(
     return None
 
 
-def _move(state: _State, env: PromotionEnv, signed: _Signed) -> str | None:
-    """Tag the version, then compare-and-set the alias; a reason if the champion moved."""
-    from mlflow.exceptions import MlflowException
-
-    client, name, alias = env.client, state.name, state.signing.alias
-    tags = {
-        TAG_EVIDENCE_URI: signed.envelope_uri,
-        TAG_EVIDENCE_SHA256: signed.envelope_sha256,
-        TAG_KEY_ID: signed.key_id,
-        TAG_MODEL_SHA256: signed.model_sha256,
-        TAG_PREVIOUS: state.champion or "none",
-        TAG_ALIAS: alias,
-    }
-    try:
-        for tag, value in tags.items():
-            client.set_model_version_tag(name, state.version, tag, value)
-        if env.before_move is not None:
-            env.before_move()
-        current = alias_version(client, name, alias)
-        if current != state.champion:
-            _untag(client, name, state.version)
-            return (
-                f"{name}@{alias} changed from {_v(state.champion)} to {_v(current)} "
-                "during the promotion (compare-and-set failed); not moved"
-            )
-        client.set_registered_model_alias(name, alias, state.version)
-        if state.champion is not None:
-            client.set_registered_model_alias(name, state.signing.previous_alias, state.champion)
-        after = alias_version(client, name, alias)
-    except MlflowException as err:
-        raise LineageError(f"MLflow refused to move {name}@{alias}: {err}") from err
-    if after != state.version:
-        _untag(client, name, state.version)
-        return (
-            f"lost a race: {name}@{alias} is {_v(after)} right after moving it to v{state.version}"
-        )
-    return None
-
-
-def _untag(client: MlflowClient, name: str, version: str) -> None:
-    for tag in PROMOTION_TAGS:
-        client.delete_model_version_tag(name, version, tag)
-
-
-def _v(version: str | None) -> str:
-    return f"v{version}" if version else "unset"
-
-
-def _promoted(
-    state: _State, env: PromotionEnv, signed: _Signed, gates: list[dict[str, Any]]
-) -> tuple[GateResult, dict[str, Any]]:
-    details = {
+def _details(state: _State, env: PromotionEnv, signed: _Signed) -> dict[str, Any]:
+    approval = state.request.approval
+    return {
         "registered_model": state.name,
         "version": state.version,
         "alias": state.signing.alias,
@@ -325,13 +326,44 @@ def _promoted(
         "evidence_uri": signed.envelope_uri,
         "evidence_sha256": signed.envelope_sha256,
         "key_id": signed.key_id,
+        "approved_by": approval.by if approval and approval.approved else None,
         "invocation": f"{env.dag_id}/{env.run_id}",
     }
-    try:
-        entry = env.audit.append("promotion", details)
-    except MLSecOpsError:
-        _restore(state, env)
-        raise
+
+
+def _plan(state: _State, env: PromotionEnv, signed: _Signed) -> MovePlan:
+    tags = {
+        TAG_EVIDENCE_URI: signed.envelope_uri,
+        TAG_EVIDENCE_SHA256: signed.envelope_sha256,
+        TAG_KEY_ID: signed.key_id,
+        TAG_MODEL_SHA256: signed.model_sha256,
+        TAG_PREVIOUS: state.champion or "none",
+        TAG_ALIAS: state.signing.alias,
+    }
+    return MovePlan(
+        state.name,
+        state.version,
+        state.signing.alias,
+        state.signing.previous_alias,
+        state.champion,
+        state.previous,
+        tags,
+        _details(state, env, signed),
+    )
+
+
+def _v(version: str | None) -> str:
+    return f"v{version}" if version else "unset"
+
+
+def _promoted(
+    state: _State,
+    env: PromotionEnv,
+    signed: _Signed,
+    gates: list[dict[str, Any]],
+    entry: AuditEntry,
+) -> tuple[GateResult, dict[str, Any]]:
+    details = _details(state, env, signed)
     message = (
         f"{state.name} v{state.version} is now @{state.signing.alias} "
         f"(was {_v(state.champion)}), signed by key {signed.key_id[:12]}"
@@ -346,23 +378,6 @@ def _promoted(
         started_at=state.started,
     )
     return result, {**details, "gates": gates, "audit": _audit_ref(env, entry)}
-
-
-def _restore(state: _State, env: PromotionEnv) -> None:
-    """Undo a move whose audit entry could not be written (no unaudited promotion)."""
-    client, name = env.client, state.name
-    for alias, version in (
-        (state.signing.alias, state.champion),
-        (state.signing.previous_alias, state.previous),
-    ):
-        if version is None:
-            client.delete_registered_model_alias(name, alias)
-        else:
-            client.set_registered_model_alias(name, alias, version)
-    _untag(client, name, state.version)
-    log.error(
-        "audit append failed: %s@%s restored to %s", name, state.signing.alias, _v(state.champion)
-    )
 
 
 def _refuse(

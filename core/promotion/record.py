@@ -18,13 +18,14 @@ import dataclasses
 import json
 import logging
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsecops_provider.core.errors import DigestMismatchError, LineageError, NotFoundError
+from mlsecops_provider.core.errors import DigestMismatchError, NotFoundError
 from mlsecops_provider.core.hashing import hash_path
+from mlsecops_provider.core.promotion.audit_log import Anchor
 from mlsecops_provider.core.promotion.signing import (
     PublicKey,
     SignatureError,
@@ -35,14 +36,9 @@ from mlsecops_provider.core.promotion.signing import (
 )
 from mlsecops_provider.core.provenance.slsa import STATEMENT_TYPE
 from mlsecops_provider.core.settings import Settings
-from mlsecops_provider.core.storage import S3ClientFactory, read_verified, storage_for
-from mlsecops_provider.core.tracking.lineage import check_tracking_reachable
-from mlsecops_provider.core.tracking.registry import alias_version, download_model
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
-
-    from mlsecops_provider.core.promotion.audit_log import AuditEntry
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +50,18 @@ TAG_KEY_ID = f"{TAG_PREFIX}key_id"
 TAG_MODEL_SHA256 = f"{TAG_PREFIX}model_sha256"
 TAG_PREVIOUS = f"{TAG_PREFIX}previous_version"
 TAG_ALIAS = f"{TAG_PREFIX}alias"
+TAG_AUDIT_SEQ = f"{TAG_PREFIX}audit_seq"  # the promotion's audit entry: an anchor of the log
+TAG_AUDIT_HASH = f"{TAG_PREFIX}audit_hash"
+TAG_AUDIT_LOG = f"{TAG_PREFIX}audit_log"
+TAG_ROLLBACK_PREFIX = "mlsecops.rollback."  # the last rollback to a version: also an anchor
+PROMOTION_TAGS = (
+    TAG_EVIDENCE_URI,
+    TAG_EVIDENCE_SHA256,
+    TAG_KEY_ID,
+    TAG_MODEL_SHA256,
+    TAG_PREVIOUS,
+    TAG_ALIAS,
+)
 Reader = Callable[[str, str], bytes]
 
 
@@ -128,7 +136,14 @@ def check_record(
         raise RecordFailure("bad_signature", f"evidence signature: {err}") from err
     statement = _parse_statement(verified.payload, name, version)
     signed_digest = statement["subject"][0]["digest"]["sha256"]
-    actual = hash_path(model_dir).root_digest
+    manifest = hash_path(model_dir)
+    actual = manifest.root_digest
+    if manifest.ignored:
+        raise RecordFailure(
+            "ignored_files",
+            f"model folder has paths the digest does not cover (ignored names): "
+            f"{', '.join(manifest.ignored)}",
+        )
     if actual != signed_digest:
         raise RecordFailure(
             "model_changed",
@@ -175,6 +190,11 @@ class PromotionCheck:
     key_id: str | None = None
     model_sha256: str | None = None
     evidence_uri: str | None = None
+    evidence_sha256: str | None = None
+    signed_alias: str | None = None  # the alias the record was signed for
+    previous_alias: str | None = None
+    previous_champion: str | None = None  # the version this promotion replaced
+    anchors: tuple[Anchor, ...] = ()  # audit entries the record and the tags name
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -189,131 +209,15 @@ def consumer_settings(tracking_uri: str | None = None, registry_uri: str | None 
     return settings
 
 
-def verify_promotion(
-    registered_model: str,
-    alias: str,
-    public_key_pem: bytes | str,
-    tracking_uri: str | None = None,
-    *,
-    registry_uri: str | None = None,
-    s3_client_factory: S3ClientFactory | None = None,
-    audit_log_uri: str | None = None,
-) -> PromotionCheck:
-    """Check the version ``registered_model@alias`` points at against its signed record.
+def verify_promotion(*args: Any, **kwargs: Any) -> PromotionCheck:
+    """See :func:`mlsecops_provider.core.promotion.verify.verify_promotion`."""
+    from mlsecops_provider.core.promotion.verify import verify_promotion as verify
 
-    A failed check is a result with ``verified=False``; an unreachable store or registry
-    raises (the CLI's exit 2).
-    """
-    from mlflow import MlflowClient
-
-    key = PublicKey.from_pem(public_key_pem)
-    settings = consumer_settings(tracking_uri, registry_uri)
-    check_tracking_reachable(settings.tracking_uri)
-    client = MlflowClient(settings.tracking_uri, settings.registry_uri)
-    version = alias_version(client, registered_model, alias)
-    if version is None:
-        return PromotionCheck(
-            False,
-            registered_model,
-            alias,
-            None,
-            f"{registered_model}@{alias} is not set",
-            "no_alias",
-        )
-    return verify_version(
-        client,
-        settings,
-        registered_model,
-        version,
-        {key.key_id: key},
-        alias=alias,
-        s3_client_factory=s3_client_factory,
-        audit_log_uri=audit_log_uri,
-    )
+    return verify(*args, **kwargs)
 
 
-def verify_version(
-    client: MlflowClient,
-    settings: Settings,
-    name: str,
-    version: str,
-    trusted: Mapping[str, PublicKey],
-    *,
-    alias: str,
-    s3_client_factory: S3ClientFactory | None = None,
-    audit_log_uri: str | None = None,
-) -> PromotionCheck:
-    """Verify one model version's promotion record with the trusted keys."""
-    from mlflow.exceptions import MlflowException
+def verify_version(*args: Any, **kwargs: Any) -> PromotionCheck:
+    """See :func:`mlsecops_provider.core.promotion.verify.verify_version`."""
+    from mlsecops_provider.core.promotion.verify import verify_version as verify
 
-    try:
-        model_version = client.get_model_version(name, version)
-    except MlflowException as err:
-        raise LineageError(f"cannot read {name} v{version} from the registry: {err}") from err
-    tags = dict(model_version.tags or {})
-
-    def failed(code: str, reason: str) -> PromotionCheck:
-        log.warning("%s v%s: promotion record does not verify: %s", name, version, reason)
-        return PromotionCheck(False, name, alias, version, reason, code, tags.get(TAG_KEY_ID))
-
-    uri, digest = tags.get(TAG_EVIDENCE_URI), tags.get(TAG_EVIDENCE_SHA256)
-    if not uri or not digest:
-        return failed("no_record", f"version {version} has no signed promotion record")
-
-    def read(ref_uri: str, ref_sha256: str) -> bytes:
-        return read_verified(storage_for(ref_uri, s3_client_factory), ref_uri, ref_sha256)
-
-    try:
-        envelope = read(uri, digest)
-    except (DigestMismatchError, NotFoundError) as err:
-        return failed("evidence_changed", f"promotion evidence changed or missing: {err}")
-    with tempfile.TemporaryDirectory(prefix="mlsecops-verify-") as tmp:
-        model_dir = download_model(settings, str(model_version.source), str(Path(tmp) / "model"))
-        try:
-            statement, key_id = check_record(
-                envelope, trusted, name=name, version=version, model_dir=model_dir, read=read
-            )
-        except SignatureError as err:  # a RecordFailure, or a malformed envelope/signature
-            return failed(getattr(err, "code", "bad_record"), str(err))
-    if audit_log_uri:
-        problem = audit_disagrees(audit_log_uri, name, alias, version, s3_client_factory)
-        if problem:
-            return failed("audit", problem)
-    model_sha256 = statement["subject"][0]["digest"]["sha256"]
-    return PromotionCheck(True, name, alias, version, "verified", "ok", key_id, model_sha256, uri)
-
-
-def audit_disagrees(
-    log_uri: str,
-    name: str,
-    alias: str,
-    version: str,
-    s3_client_factory: S3ClientFactory | None = None,
-) -> str | None:
-    """None if the audit log's last move of ``name@alias`` went to ``version``; else why not."""
-    from mlsecops_provider.core.promotion.audit_log import AuditLog
-
-    report = AuditLog(log_uri, s3_client_factory).verify()
-    if not report.ok:
-        return f"audit log {log_uri} is broken: {report.problem}"
-    last = last_move(report.entries, name, alias)
-    if last is None:
-        return f"audit log {log_uri} records no promotion of {name}@{alias}"
-    if last != version:
-        return (
-            f"audit log says {name}@{alias} was last moved to v{last}, alias points at v{version}"
-        )
-    return None
-
-
-def last_move(entries: Sequence[AuditEntry], name: str, alias: str) -> str | None:
-    """The version the last promotion or rollback of ``name@alias`` moved the alias to."""
-    for entry in reversed(entries):
-        details = entry.details
-        if details.get("registered_model") != name or details.get("alias") != alias:
-            continue
-        if entry.kind == "promotion":
-            return str(details.get("version"))
-        if entry.kind == "rollback":
-            return str(details.get("to_version"))
-    return None
+    return verify(*args, **kwargs)

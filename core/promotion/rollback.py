@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlsecops_provider.core.errors import LineageError
-from mlsecops_provider.core.promotion.audit_log import AuditLog
+from mlsecops_provider.core.promotion.audit_log import AuditEntry, AuditLog
 from mlsecops_provider.core.promotion.checks import PREVIOUS_ALIAS
-from mlsecops_provider.core.promotion.record import TAG_PREVIOUS, verify_version
+from mlsecops_provider.core.promotion.record import (
+    TAG_PREVIOUS,
+    TAG_ROLLBACK_PREFIX,
+    verify_version,
+)
 from mlsecops_provider.core.promotion.signing import PublicKey
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import S3ClientFactory
@@ -55,6 +59,18 @@ def _move_back(
             client.set_model_version_tag(name, current, "mlsecops.rolled_back_by", actor)
     except MlflowException as err:
         raise LineageError(f"MLflow refused to roll back {name}@{alias}: {err}") from err
+
+
+def _anchor(client: MlflowClient, name: str, version: str, entry: AuditEntry, uri: str) -> None:
+    """The rollback's audit entry on the target's tags: the log must reach it from now on."""
+    from mlflow.exceptions import MlflowException
+
+    tags = {"audit_seq": str(entry.seq), "audit_hash": entry.hash, "audit_log": uri}
+    try:
+        for tag, value in tags.items():
+            client.set_model_version_tag(name, version, f"{TAG_ROLLBACK_PREFIX}{tag}", value)
+    except MlflowException as err:
+        raise LineageError(f"rolled back, but could not tag {name} v{version}: {err}") from err
 
 
 @dataclass(frozen=True)
@@ -112,5 +128,6 @@ def rollback(
         return refused(f"{name}@{alias} changed during the rollback")
     _move_back(client, name, (alias, previous_alias), current, target, actor)
     entry = audit.append("rollback", base)
+    _anchor(client, name, target, entry, audit.uri)
     log.info("Rolled %s@%s back from %s to v%s", name, alias, _v(current), target)
     return RollbackResult(True, name, alias, current, target, "rolled back", entry.seq)
