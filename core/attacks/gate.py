@@ -12,7 +12,9 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.attacks.policy import (
+    ADVERSARIAL_GATE,
     PRIVACY_GATE,
+    AdversarialConfig,
     PrivacyConfig,
 )
 from mlsecops_provider.core.attacks.space import row_digests
@@ -49,8 +51,12 @@ def build_result(
     metrics: dict[str, Any],
     subjects: dict[str, str],
     passed: str,
+    errors: list[str] | None = None,
 ) -> GateResult:
     messages = [f["message"] for f in findings]
+    verdict = Verdict.FAIL if findings else Verdict.PASS
+    if errors:  # a required attack that did not run: the gate cannot decide
+        verdict, messages = Verdict.ERROR, errors + messages
     if messages:
         more = len(messages) - MAX_MESSAGES
         message = "; ".join(messages[:MAX_MESSAGES]) + (f" (+{more} more)" if more > 0 else "")
@@ -58,7 +64,7 @@ def build_result(
         message = passed
     return GateResult(
         gate,
-        Verdict.FAIL if findings else Verdict.PASS,
+        verdict,
         subjects=subjects,
         metrics=metrics,
         findings=findings,
@@ -173,5 +179,115 @@ def _privacy_findings(report: dict[str, Any], config: PrivacyConfig) -> list[dic
                 config.max_auc_increase,
                 f"candidate leaks more than the champion: membership AUC {cand['auc']:.3f} vs "
                 f"{champ['auc']:.3f} (+{increase:.3f} > {config.max_auc_increase})",
+            ))  # fmt: skip
+    return findings
+
+
+# --- adversarial --------------------------------------------------------------------------
+
+
+def adversarial(
+    frame: pd.DataFrame,
+    label: str,
+    candidate: LoadedModel,
+    champion: LoadedModel | None,
+    config: AdversarialConfig | None = None,
+    subjects: dict[str, str] | None = None,
+) -> tuple[GateResult, dict[str, Any]]:
+    """Evasion attacks on the candidate and the champion, on the same rows."""
+    from mlsecops_provider.core.attacks.evasion import run_evasion
+
+    config = config or AdversarialConfig()
+    other = compared_champion(candidate, champion)
+    models = {"candidate": candidate, **({"champion": other} if other else {})}
+    report, robust = run_evasion(models, frame, label, config)
+    comparisons = _comparisons(robust, config)
+    findings = _adversarial_findings(report, comparisons, config)
+    errors = [
+        f"required attack {name} did not run: {report['attacks'][name]['skipped']}"
+        for name in config.required
+        if "skipped" in report["attacks"].get(name, {"skipped": "unknown attack"})
+    ]
+    metrics: dict[str, Any] = {"rows": len(frame), "epsilon": config.epsilon}
+    for attack, result in report["attacks"].items():
+        for who in models:
+            for key in ("adversarial_accuracy", "fooling_rate", "clean_accuracy"):
+                if key in result.get(who, {}):
+                    metrics[f"{who}.{attack}.{key}"] = result[who][key]
+    details = {
+        "label": label,
+        "policy": {k: v for k, v in config.__dict__.items()},
+        "comparisons": comparisons,
+        "champion_status": "compared" if other else "none or same as the candidate",
+        **report,
+    }
+    subjects = {**(subjects or {}), **_model_subjects(candidate, other)}
+    ran = [a for a, r in report["attacks"].items() if "skipped" not in r]
+    shown = ", ".join(
+        f"{a} {report['attacks'][a]['candidate']['adversarial_accuracy']:.3f}" for a in ran
+    )
+    passed = f"adversarial accuracy at L-inf {config.epsilon} (min-max units): {shown}"
+    result = build_result(ADVERSARIAL_GATE, findings, metrics, subjects, passed, errors)
+    return result, details
+
+
+def _comparisons(robust: dict[str, Any], config: AdversarialConfig) -> dict[str, Any]:
+    from mlsecops_provider.core.attacks.scoring import paired_difference_ci
+
+    out = {}
+    for attack, flags in robust.items():
+        if "champion" not in flags:
+            continue
+        cand, champ = flags["candidate"], flags["champion"]
+        low, high = paired_difference_ci(
+            cand, champ, config.bootstrap_resamples, config.confidence, config.seed
+        )
+        out[attack] = {
+            "delta": float(cand.mean() - champ.mean()),
+            "delta_ci": [low, high],
+            "rows": len(cand),
+            "candidate_only_fooled": int((champ & ~cand).sum()),
+            "champion_only_fooled": int((cand & ~champ).sum()),
+        }
+    return out
+
+
+def _adversarial_findings(
+    report: dict[str, Any], comparisons: dict[str, Any], config: AdversarialConfig
+) -> list[dict[str, Any]]:
+    findings = []
+    eps = config.epsilon
+    for attack, comp in comparisons.items():
+        worse = comp["delta"] < -config.tolerance and comp["delta_ci"][1] < 0
+        if worse:
+            res = report["attacks"][attack]
+            findings.append(_finding(
+                ADVERSARIAL_GATE, f"{attack}.adversarial_accuracy", "tolerance", comp["delta"],
+                -config.tolerance,
+                f"{attack} attack: candidate adversarial accuracy "
+                f"{res['candidate']['adversarial_accuracy']:.3f} below the champion's "
+                f"{res['champion']['adversarial_accuracy']:.3f} at L-inf {eps} (change "
+                f"{comp['delta']:+.3f}, {config.confidence:.0%} CI [{comp['delta_ci'][0]:+.3f}, "
+                f"{comp['delta_ci'][1]:+.3f}], tolerance {config.tolerance}, {comp['rows']} rows)",
+            ))  # fmt: skip
+    for attack, res in report["attacks"].items():
+        cand = res.get("candidate")
+        if cand is None:
+            continue
+        low = config.min_adversarial_accuracy
+        if low is not None and cand["adversarial_accuracy"] < low:
+            findings.append(_finding(
+                ADVERSARIAL_GATE, f"{attack}.adversarial_accuracy", "min_adversarial_accuracy",
+                cand["adversarial_accuracy"], low,
+                f"{attack} attack: adversarial accuracy {cand['adversarial_accuracy']:.3f} "
+                f"below {low} at L-inf {eps}",
+            ))  # fmt: skip
+        high = config.max_fooling_rate
+        if high is not None and cand["fooling_rate"] > high:
+            findings.append(_finding(
+                ADVERSARIAL_GATE, f"{attack}.fooling_rate", "max_fooling_rate",
+                cand["fooling_rate"], high,
+                f"{attack} attack: fooling rate {cand['fooling_rate']:.3f} above {high} at "
+                f"L-inf {eps}",
             ))  # fmt: skip
     return findings

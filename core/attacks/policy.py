@@ -64,12 +64,12 @@ class AdversarialConfig:
     epsilon: float = 0.1
     black_box_attack: str = "hopskipjump"
     transfer_rows: int = 500
-    time_budget_seconds: float = 20.0
-    min_black_box_rows: int = 10
+    time_budget_seconds: float = 15.0
+    min_black_box_rows: int = 6
     max_black_box_rows: int = 200
-    chunk_rows: int = 5
-    max_iter: int = 10  # HopSkipJump iterations / ZOO / Boundary steps
-    max_eval: int = 200  # HopSkipJump evaluations for one gradient estimate
+    chunk_rows: int = 3
+    max_iter: int = 5  # HopSkipJump iterations / ZOO / Boundary steps
+    max_eval: int = 100  # HopSkipJump evaluations for one gradient estimate
     pgd_steps: int = 20
     seed: int = 0
     bootstrap_resamples: int = 500

@@ -182,8 +182,16 @@ class ScoredModel:
         import numpy as np
 
         columns = list(self.model.input_columns or self.space.columns)
-        labels, scores = self.model.raw_predict(features[columns], with_scores=self.has_scores)
         self.queries += len(features)
+        if self.has_scores:  # one call: the label is the most probable class
+            try:
+                scores, labels = self.model.model.predict_proba(features[columns]), None
+            except Exception as err:  # a model that cannot score the data is unusable input
+                raise DataError(
+                    f"{self.model.identity.uri} cannot predict ({type(err).__name__}: {err})"
+                ) from err
+        else:
+            labels, scores = self.model.raw_predict(features[columns], with_scores=False)
         out = np.zeros((len(features), len(self.classes)), dtype=np.float32)
         if scores is not None and self._order is not None:
             scores = np.asarray(scores)
