@@ -64,6 +64,8 @@ def fairness_gate(
     columns = tuple(dict.fromkeys(sensitive or config.sensitive_features))
     if not columns:
         raise ConfigError("fairness: no sensitive column given (--sensitive or the policy)")
+    if label in columns:
+        raise DataError(f"the label column {label!r} cannot be a sensitive column")
     y_raw = checked_label(frame, label)
     if infer_task("auto", candidate, y_raw) != CLASSIFICATION:
         raise DataError("fairness: the candidate is not a binary classifier")
