@@ -1,18 +1,21 @@
-"""The PII de-identification gate: detect per column, transform, scan the output again.
+"""The PII de-identification gate: detect per column, transform, scan every output cell.
 
-* **Plan** (:func:`plan_columns`): each column's non-null values are sampled
-  (``sample_size``). A column whose sampled values average ``free_text_min_tokens`` words
-  or more is *free text*. Otherwise Presidio analyses the sample; the column is PII of type
-  T when at least ``column_hit_share`` of the sampled values hit T (the most frequent type
-  wins), and the whole column then gets T's operator. Float, bool and date columns are not
-  scanned; ``exclude_columns`` (e.g. the label) pass through untouched and unscanned.
-* **Transform**: PII columns at once (vectorised, see :mod:`.pii_transform`); free text
-  value by value, each distinct value analysed once (spaCy ``nlp.pipe`` in batches) and
-  anonymised with the same operators; a row's own PII column values found verbatim in its
-  text are caught as well (``link_row_values``). Every other column is the input's Series.
-* **Verify**: a second scan of the output, a sample of every scanned structured column and
-  every free-text value (our own ``<TYPE…>`` tokens ignored), gives a residual rate per
-  column; above ``max_residual_rate`` the gate fails.
+* **Headers** (:func:`.text_columns.scan_headers`): a column name that holds PII is
+  renamed ``redacted_<type>_<position>`` in the output and in every report.
+* **Plan** (:func:`.engine.plan_columns`): a random sample (``sample_size``; a fresh seed
+  per run unless the policy pins ``seed``; the seed is in the report) of each column's
+  values decides its strategy. Text columns averaging ``free_text_min_tokens`` words are
+  *free text*; otherwise Presidio plus the pattern pass analyse the sample and the column
+  is PII of type T when ``column_hit_share`` of it hits T (``HINT_SHARE`` when the column
+  name says T, e.g. ``ssn``); a text column with fewer hits is handled value by value as
+  free text. Numeric columns are judged by their digits (Luhn card numbers, SSNs, phone
+  numbers). Bool and date columns and ``exclude_columns`` (the label) are not scanned.
+* **Transform**: PII columns whole (see :mod:`.transform`); free text value by value (see
+  :mod:`.text`: pattern pass, name rules with the table's own names as a deny list, spaCy
+  NER, a check of every final text). Every other column is the input's Series.
+* **Verify** (:mod:`.verify`): every value of every scanned output column, not a sample;
+  residual PII above ``max_residual_rate`` (default 0: any) fails the gate, and callers
+  publish nothing.
 
 Reports carry counts, entity types, column names and row numbers only, never a value.
 """
@@ -22,10 +25,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.errors import ConfigError, DataError, MLSecOpsError, PolicyError
@@ -36,12 +40,11 @@ from mlsecops_provider.core.pii.engine import (
     PIIEngine,
     plan_columns,
 )
-from mlsecops_provider.core.pii.transform import (
-    OPERATORS,
-    Transformer,
-    transform_text,
-    verify_output,
-)
+from mlsecops_provider.core.pii.names import NameRules
+from mlsecops_provider.core.pii.text import TextScanner
+from mlsecops_provider.core.pii.text_columns import free_text, scan_headers
+from mlsecops_provider.core.pii.transform import OPERATORS, Transformer
+from mlsecops_provider.core.pii.verify import verify_output
 from mlsecops_provider.core.policy import Policy
 
 if TYPE_CHECKING:
@@ -77,7 +80,7 @@ class PIIConfig:
     sample_size: int = 100
     column_hit_share: float = 0.3
     free_text_min_tokens: float = 6.0
-    max_residual_rate: float = 0.01
+    max_residual_rate: float = 0.0
     mask_char: str = "*"
     mask_keep_last: int = 0
     key_env: str | None = None
@@ -86,7 +89,7 @@ class PIIConfig:
     link_row_values: bool = True
     batch_size: int = 256
     nlp_processes: int = 1
-    seed: int = 0
+    seed: int | None = None  # None: a fresh random sampling seed per run (recorded)
 
     def __post_init__(self) -> None:
         # an entity type given an operator is detected too
@@ -145,6 +148,9 @@ class Outcome:
     frame: pd.DataFrame = field(repr=False)
     result: GateResult
     details: dict[str, Any]
+    # output column -> input column (differs where a header held PII); never in reports
+    sources: dict[str, str] = field(default_factory=dict, repr=False)
+    transformed: frozenset[str] = frozenset()  # output columns whose values were changed
 
 
 @dataclass(frozen=True)
@@ -181,15 +187,19 @@ class Deidentifier:
         """De-identify ``frame`` (never changed) and verify the output."""
         duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
         if duplicated:
-            raise DataError(f"duplicate column name(s) {duplicated}: cannot de-identify")
+            raise DataError(f"{len(duplicated)} duplicate column name(s): cannot de-identify")
         result = GateResult(gate=GATE, verdict=Verdict.ERROR, subjects=dict(subjects or {}))
+        seed = self.config.seed if self.config.seed is not None else secrets.randbits(32)
         clock = [time.perf_counter()]
         try:
-            plans = plan_columns(frame, self.config, self.engine)
+            scanner = self._scanner()
+            sources, headers = scan_headers(frame, scanner)
+            frame = frame.set_axis(list(sources), axis=1)
+            plans = plan_columns(frame, self.config, self.engine, seed)
             clock.append(time.perf_counter())
-            output, counts = self._transform(frame, plans)
+            output, counts, text_residual = self._transform(frame, plans, scanner)
             clock.append(time.perf_counter())
-            residual = verify_output(output, plans, self.config, self.engine)
+            residual = verify_output(output, plans, self.config, scanner, text_residual)
             clock.append(time.perf_counter())
         except MLSecOpsError:
             raise
@@ -199,14 +209,37 @@ class Deidentifier:
             f"seconds_{step}": round(clock[i + 1] - clock[i], 3)
             for i, step in enumerate(("detect", "transform", "verify"))
         }
-        return self._outcome(result, frame, output, plans, counts, residual, timings)
+        sampling = {"seed": seed, "fresh": self.config.seed is None}
+        outcome = self._outcome(
+            result, frame, output, plans, counts, residual, timings, headers, sampling
+        )
+        transformed = {p.column for p in plans if p.kind in ("pii", "free_text")}
+        kept = {c: sources[c] for c in map(str, output.columns)}
+        return replace(outcome, sources=kept, transformed=frozenset(transformed))
+
+    def _scanner(self) -> TextScanner:
+        return TextScanner(
+            nlp=self.engine.nlp,
+            entities=frozenset(self.config.entities),
+            names=NameRules(),
+            batch_size=self.config.batch_size,
+            n_process=self.config.nlp_processes,
+        )
 
     def _transform(
-        self, frame: pd.DataFrame, plans: Sequence[ColumnPlan]
-    ) -> tuple[pd.DataFrame, dict[str, Counter[str]]]:
+        self, frame: pd.DataFrame, plans: Sequence[ColumnPlan], scanner: TextScanner
+    ) -> tuple[pd.DataFrame, dict[str, Counter[str]], dict[str, list[list[str]]]]:
         output = frame.copy(deep=False)
         counts: dict[str, Counter[str]] = {}
-        links = [(frame[p.column], p.entity) for p in plans if p.kind == "pii" and p.entity]
+        residual: dict[str, list[list[str]]] = {}
+        pii = [p for p in plans if p.kind == "pii" and p.entity]
+        people = [frame[p.column] for p in pii if p.entity == "PERSON"]
+        if self.config.link_row_values:
+            for series in people:  # the table-wide deny list
+                scanner.names.add(str(v) for v in series.dropna().unique())
+        links = (
+            [(frame[p.column], str(p.entity)) for p in pii] if self.config.link_row_values else []
+        )
         for plan in plans:
             series = frame[plan.column]
             if plan.kind == "pii" and plan.entity:
@@ -217,31 +250,11 @@ class Deidentifier:
                 else:
                     output[plan.column] = new
             elif plan.kind == "free_text":
-                linked = links if self.config.link_row_values else []
-                output[plan.column], counts[plan.column] = self._free_text(series, linked)
-        return output, counts
-
-    def _free_text(
-        self, series: pd.Series, links: Sequence[tuple[pd.Series, str]]
-    ) -> tuple[pd.Series, Counter[str]]:
-        import pandas as pd
-
-        cfg = self.config
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
-        texts = [str(u) for u in uniques]
-        found = self.engine.analyze_batch(
-            texts, cfg.entities, cfg.min_score, cfg.batch_size, cfg.nlp_processes
-        )
-        entities = set(cfg.entities) | {entity for _, entity in links}
-        operators = self.transformer.presidio_operators(entities)
-        return transform_text(
-            series,
-            codes,
-            texts,
-            found,
-            lambda text, spans: self.engine.anonymize(text, spans, operators),
-            links,
-        )
+                new, counts[plan.column], residual[plan.column] = free_text(
+                    series, links, scanner, self.transformer
+                )
+                output[plan.column] = new
+        return output, counts, residual
 
     def _outcome(
         self,
@@ -252,12 +265,19 @@ class Deidentifier:
         counts: Mapping[str, Counter[str]],
         residual: Mapping[str, dict[str, Any]],
         timings: Mapping[str, float],
+        headers: list[dict[str, Any]],
+        sampling: dict[str, Any],
     ) -> Outcome:
         report = _report(self.config, source, output, plans, counts, residual, timings)
+        report.details["sampling"] = sampling
+        report.details["headers"] = headers
+        report.metrics["sampling_seed"] = sampling["seed"]
+        report.metrics["pii_headers"] = len(headers)
+        report.findings.extend({"kind": "header", "severity": "warn", **h} for h in headers)
         if report.max_rate > self.config.max_residual_rate:
             verdict = Verdict.FAIL
         else:
-            verdict = Verdict.WARN if report.max_rate > 0 else Verdict.PASS
+            verdict = Verdict.WARN if report.max_rate > 0 or headers else Verdict.PASS
         done = result.finished(
             verdict=verdict,
             metrics=report.metrics,

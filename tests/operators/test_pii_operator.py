@@ -117,9 +117,9 @@ def test_failed_gate_fails_the_task_and_writes_no_dataset(tmp_path: Path) -> Non
 
     from mlsecops_provider.operators.pii import PIIDeidentifyOperator
 
-    emails = [f"client{i}@example.org" if i % 4 else "none" for i in range(120)]
-    ref = write_table(pd.DataFrame({"contact": emails}), (tmp_path / "c.parquet").as_uri())
-    policy = _policy(tmp_path, "    column_hit_share: 1.0\n")
+    score = [4111111111111111 if i == 77 else i for i in range(120)]  # one card, past the plan
+    ref = write_table(pd.DataFrame({"score": score}), (tmp_path / "c.parquet").as_uri())
+    policy = _policy(tmp_path, "    column_hit_share: 0.3\n")
     operator = PIIDeidentifyOperator(task_id="d", dataset=ref.to_dict(), policy_path=policy)
     with pytest.raises(AirflowFailException, match="gate pii_deidentification fail"):
         operator.execute({"ti": FakeTaskInstance("manual__pii_fail", "pii_test")})

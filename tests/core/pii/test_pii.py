@@ -59,7 +59,7 @@ def test_column_decisions(default_run: Any) -> None:
     for column, entity in PII_COLUMNS.items():
         assert (plans[column]["kind"], plans[column]["entity"]) == ("pii", entity)
     assert plans["notes"]["kind"] == "free_text"
-    assert plans["annual_income"]["kind"] == "not_scanned"
+    assert plans["annual_income"]["kind"] == "clean" and plans["annual_income"]["numeric"]
     assert plans[LABEL]["kind"] == "excluded"
     assert plans["customer_id"]["kind"] == "clean"
     assert default_run.details["strategies"]["email"] == "replace"
@@ -137,24 +137,29 @@ def test_nulls_stay_null(frame: Any) -> None:
     assert out["notes"].isna().tolist() == small["notes"].isna().tolist()
 
 
-def _contact_frame() -> Any:
+CARDS = (4111111111111111, 5500005555555559, 4012888888881881)
+
+
+def _planted_frame() -> Any:
+    """A clean table with three card numbers in an integer column: too few for the plan."""
     import pandas as pd
 
-    emails = [f"person{i}@example.org" if i % 5 else "n/a" for i in range(200)]
-    return pd.DataFrame({"contact": emails, "score": range(200)})
+    score = list(range(200))
+    for row, card in zip((17, 99, 188), CARDS, strict=True):
+        score[row] = card
+    return pd.DataFrame({"code": [f"n/a-{i % 7}" for i in range(200)], "score": score})
 
 
-def test_residual_check_fails_a_pii_column_left_untouched() -> None:
-    frame = _contact_frame()
-    lenient = Deidentifier.prepare(PIIConfig(column_hit_share=1.0)).run(frame)
-    assert lenient.result.verdict.value == "fail"
-    assert lenient.frame["contact"].equals(frame["contact"])
-    finding = lenient.result.findings[0]
-    assert finding["column"] == "contact" and finding["entity_types"]["EMAIL_ADDRESS"] == 80
-    assert finding["rate"] == pytest.approx(0.8)
-    assert "@" not in json.dumps(lenient.details)
-    strict = Deidentifier.prepare(PIIConfig()).run(frame)
-    assert strict.result.verdict.value == "pass"
+def test_residual_check_fails_pii_the_plan_left_untouched() -> None:
+    frame = _planted_frame()
+    outcome = Deidentifier.prepare(PIIConfig()).run(frame)
+    assert outcome.result.verdict.value == "fail"
+    assert outcome.frame["score"].equals(frame["score"])
+    finding = outcome.result.findings[0]
+    assert finding["column"] == "score" and finding["entity_types"] == {"CREDIT_CARD": 3}
+    assert finding["example_rows"] == [17, 99, 188]
+    assert finding["rate"] == pytest.approx(3 / 200)
+    assert not [c for c in CARDS if str(c) in json.dumps(outcome.details)]
 
 
 def test_unknown_entity_type_or_operator_is_a_clear_error() -> None:
@@ -249,12 +254,10 @@ def test_cli_exit_codes(
     assert json.loads(report.read_text())["output"]["written"] is True
     assert read_table(source.as_uri(), ref.sha256)[1].sha256 == ref.sha256  # input unchanged
 
-    contact = tmp_path / "contact.parquet"
-    write_table(_contact_frame(), contact.as_uri())
-    lenient = tmp_path / "lenient.yaml"
-    lenient.write_text("gates:\n  pii_deidentification:\n    column_hit_share: 1.0\n")
+    planted = tmp_path / "planted.parquet"
+    write_table(_planted_frame(), planted.as_uri())
     failed = tmp_path / "failed.parquet"
-    assert _cli(monkeypatch, "deidentify", str(contact), str(failed), "--policy", str(lenient)) == 1
+    assert _cli(monkeypatch, "deidentify", str(planted), str(failed)) == 1
     assert not failed.exists()
 
     bad = tmp_path / "bad.yaml"

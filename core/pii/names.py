@@ -1,0 +1,118 @@
+"""Person names by rule: the table's own names (deny list), a lexicon, context and honorifics.
+
+spaCy's small English model misses names it has not seen in a familiar context. What the
+table tells us fills the gap: every word of every value of a column detected as PERSON
+goes into a table-wide deny list, so the same name is caught in any row's free text
+(alone, reordered, upper- or lower-case); words that spaCy tagged as a person anywhere in
+the table are added too (:meth:`NameRules.learn`), so a surname mentioned alone in another
+row is caught as well. Capitalised runs of words are judged as a whole: a run with a name
+word in it (deny list or lexicon) is a name, so an unknown surname next to a known given
+name goes with it; a run after an honorific (``Dr.``) or a context word (``spoke with``)
+is a name whatever its words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from mlsecops_provider.core.pii.lexicon import AMBIGUOUS, CONTEXT, GIVEN, HONORIFICS, SURNAMES
+from mlsecops_provider.core.pii.patterns import Span
+
+PERSON = "PERSON"
+_WORD_RE = re.compile(r"[^\W\d_](?:[^\W\d_]|['’-](?=[^\W\d_]))*\.?")
+_SENTENCE_END = re.compile(r"[.!?:;\n]\s*$|^\s*$")
+MIN_DENY_CHARS = 2
+LEXICON = frozenset(w for w in GIVEN | SURNAMES if len(w) > 2) - AMBIGUOUS
+LEXICON_ANY = frozenset(w for w in GIVEN | SURNAMES if len(w) > 1)
+CONTEXT_LOWER = frozenset(w.lower() for w in CONTEXT)
+HONORIFICS_LOWER = frozenset(w.lower() for w in HONORIFICS)
+# Capitalised words that start sentences in notes and are never names.
+NOT_NAMES = frozenset(w.lower() for w in HONORIFICS) | CONTEXT_LOWER
+
+
+def _cap(word: str) -> bool:
+    return word[:1].isupper() and not word.isupper() or (word.isupper() and len(word) > 1)
+
+
+@dataclass
+class NameRules:
+    """Name spans in text from a deny list (table words), the lexicon and context."""
+
+    deny: set[str] = field(default_factory=set)  # lower-case words of the table's names
+    use_lexicon: bool = True
+
+    @classmethod
+    def from_values(cls, values: Iterable[str], use_lexicon: bool = True) -> NameRules:
+        rules = cls(use_lexicon=use_lexicon)
+        rules.add(values)
+        return rules
+
+    def add(self, values: Iterable[str]) -> None:
+        for value in values:
+            for match in _WORD_RE.finditer(str(value)):
+                word = match.group().rstrip(".")
+                if len(word) >= MIN_DENY_CHARS and word.lower() not in NOT_NAMES:
+                    self.deny.add(word.lower())
+
+    def learn(self, texts: Iterable[str], spans: Iterable[Iterable[Span]]) -> None:
+        """Add the words of spaCy's PERSON spans (3+ letters, capitalised) to the deny list."""
+        for text, found in zip(texts, spans, strict=False):
+            for span in found:
+                if span.entity_type == PERSON:
+                    words = [w for w in text[span.start : span.end].split() if len(w) > 2]
+                    self.add(w for w in words if _cap(w))
+
+    def find(self, text: str) -> list[Span]:
+        words = [(m.start(), m.end(), m.group()) for m in _WORD_RE.finditer(text)]
+        spans: list[Span] = []
+        i = 0
+        while i < len(words):
+            j = i
+            while j + 1 < len(words) and self._joined(text, words[j], words[j + 1]):
+                j += 1
+            spans += self._judge(text, words, i, j)
+            i = j + 1
+        return spans
+
+    @staticmethod
+    def _joined(text: str, left: tuple[int, int, str], right: tuple[int, int, str]) -> bool:
+        """Two words of one capitalised run: both capitalised, one space between."""
+        return _cap(left[2]) and _cap(right[2]) and text[left[1] : right[0]] == " "
+
+    def _judge(self, text: str, words: list[tuple[int, int, str]], i: int, j: int) -> list[Span]:
+        run = words[i : j + 1]
+        keys = [w[2].rstrip(".").lower() for w in run]
+        if not _cap(run[0][2]):
+            return self._lower_run(words, i, keys)
+        previous = words[i - 1][2].rstrip(".").lower() if i else ""
+        after_context = previous in CONTEXT_LOWER or previous in HONORIFICS_LOWER
+        while keys and keys[0] in NOT_NAMES:  # leading honorifics/context words stay
+            after_context = True
+            run, keys = run[1:], keys[1:]
+        if not run:
+            return []
+        strict = [k in self.deny or (self.use_lexicon and k.title() in LEXICON) for k in keys]
+        loose = [self.use_lexicon and k.title() in LEXICON_ANY for k in keys]
+        initial = self._sentence_start(text, run[0][0])
+        if any(strict) or (any(loose) and (after_context or len(run) > 1 and not initial)):
+            return [Span(PERSON, run[0][0], run[-1][1])]
+        if after_context and len(run) <= 3 and not initial:
+            return [Span(PERSON, run[0][0], run[-1][1])]
+        return []
+
+    def _lower_run(self, words: list[tuple[int, int, str]], i: int, keys: list[str]) -> list[Span]:
+        """A lower-case word from the deny list next to another one ("john smith")."""
+        if keys[0] not in self.deny or keys[0] in NOT_NAMES:
+            return []
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        prv = words[i - 1] if i else None
+        for other in (nxt, prv):
+            if other and other[2].lower() in self.deny and not _cap(other[2]):
+                return [Span(PERSON, words[i][0], words[i][1])]
+        return []
+
+    @staticmethod
+    def _sentence_start(text: str, start: int) -> bool:
+        return bool(_SENTENCE_END.search(text[max(0, start - 3) : start]))
