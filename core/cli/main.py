@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "mlsecops_provider.core.cli.explain_cmd",
     "mlsecops_provider.core.cli.fairness_cmd",
     "mlsecops_provider.core.cli.serve_cmd",
+    "mlsecops_provider.core.cli.warmup_cmd",
 )
 
 

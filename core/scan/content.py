@@ -33,6 +33,7 @@ from mlsecops_provider.core.scan.formats import (
     zip_entries,
     zip_member,
 )
+from mlsecops_provider.core.scan.keras import keras_findings, looks_like_config
 from mlsecops_provider.core.scan.pickle.allowlist import DEFAULT_ALLOWLIST, Allowlist
 from mlsecops_provider.core.scan.pickle.scanner import scan_pickles
 
@@ -199,8 +200,12 @@ class ContentScanner:
             return
         if kind == "skops":
             self.out.findings.extend(self.skops_findings(config, source))
-        elif strict or (isinstance(config, dict) and {"class_name", "config"} <= set(config)):
-            self.out.findings.extend(keras_findings(config, source))
+        elif strict or looks_like_config(config):
+            self.out.findings.extend(keras_findings(config, source, self.scan_payload))
+
+    def scan_payload(self, data: bytes, source: str) -> None:
+        """Scan bytes embedded in a config (a Keras TorchModuleWrapper's torch.save payload)."""
+        self.scan_blob(Blob(data), source, self.max_nesting - 1)
 
     def skops_findings(self, schema: Any, source: str) -> list[Finding]:
         found = []
@@ -266,23 +271,6 @@ def _walk(value: Any) -> Iterator[dict[str, Any]]:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-
-
-def keras_findings(config: Any, source: str) -> list[Finding]:
-    """Lambda layers and objects from modules outside Keras in a Keras model config."""
-    found = []
-    for node in _walk(config):
-        name, module = node.get("class_name"), node.get("module")
-        if name in ("Lambda", "__lambda__"):
-            found.append(Finding(source, "high", "Keras Lambda layer: runs embedded Python code"))
-        elif isinstance(module, str) and not _is_keras_module(module):
-            reason = f"Keras object {name!r} from module {module!r} outside Keras"
-            found.append(Finding(source, "high", reason, global_name=f"{module}.{name}"))
-    return found
-
-
-def _is_keras_module(module: str) -> bool:
-    return module.split(".")[0] in ("keras", "tf_keras") or module.startswith("tensorflow.keras")
 
 
 # --- files and directories ------------------------------------------------------------------

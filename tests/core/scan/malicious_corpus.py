@@ -6,6 +6,7 @@ written opcode by opcode where the technique needs exact bytes.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import json
@@ -194,6 +195,7 @@ def _gadget_pickles() -> dict[str, tuple[str, bytes]]:
         "reconstructor_given_computed_callable": ("model.pkl", _reconstructor_computed()),
         "joblib_dtype_build_object_array": ("model.joblib", joblib_dtype_build_object_array()),
         **protocol0_foreign_module(),
+        **keras_attacks(),
     }
 
 
@@ -352,6 +354,77 @@ def _keras_zip(layer: dict[str, object]) -> bytes:
     )
 
 
+# --- Keras configs -------------------------------------------------------------------------
+def keras_object(class_name: str, config: dict[str, object], module: str = "keras.layers",
+                 registered: str | None = None) -> dict[str, object]:  # fmt: skip
+    return {"module": module, "class_name": class_name, "config": config,
+            "registered_name": registered}  # fmt: skip
+
+
+def keras_standard_layers() -> list[dict[str, object]]:
+    """Layers as Keras 3 serializes them (initializers, regularizers, dtype policies inside)."""
+    init = keras_object("GlorotUniform", {"seed": None}, "keras.initializers")
+    policy = keras_object("DTypePolicy", {"name": "float32"}, "keras")
+    dense = {
+        "units": 8,
+        "activation": "relu",
+        "kernel_initializer": init,
+        "dtype": policy,
+        "bias_initializer": keras_object("Zeros", {}, "keras.initializers"),
+        "kernel_regularizer": keras_object("L2", {"l2": 0.01}, "keras.regularizers"),
+    }
+    return [
+        keras_object("InputLayer", {"batch_shape": [None, 4], "dtype": "float32", "name": "x"}),
+        keras_object("Dense", dense), keras_object("BatchNormalization", {"axis": -1}),
+        keras_object("Dropout", {"rate": 0.2, "seed": None}),
+        keras_object("StringLookup", {"vocabulary": ["a", "b", "c"], "num_oov_indices": 1}),
+        keras_object("Conv1D", {"filters": 2, "kernel_size": [3], "padding": "same"}),
+        keras_object("Dense", {"units": 2, "activation": keras_object(
+            "function", "softmax", "keras.src.activations.activations", "function")}),
+    ]  # fmt: skip
+
+
+def keras_model(layers: list[dict[str, object]]) -> dict[str, object]:
+    optimizer = keras_object("Adam", {"learning_rate": 0.001}, "keras.optimizers")
+    compile_config = {"optimizer": optimizer, "loss": "sparse_categorical_crossentropy",
+                      "metrics": ["accuracy"]}  # fmt: skip
+    return {"module": "keras", "class_name": "Sequential", "registered_name": None,
+            "config": {"name": "seq", "layers": layers}, "compile_config": compile_config}  # fmt: skip
+
+
+def keras_archive(layers: list[dict[str, object]]) -> bytes:
+    metadata = {"keras_version": "3.12.0", "date_saved": "2026-11-22@00:00:00"}
+    return _plain_zip({"metadata.json": json.dumps(metadata).encode(),
+                       "config.json": json.dumps(keras_model(layers)).encode()})  # fmt: skip
+
+
+def keras_attacks() -> dict[str, tuple[str, bytes]]:
+    """One .keras archive per Keras technique, each a standard model plus one bad object."""
+    torch_payload = base64.b64encode(_torch_zip(os_system_pickle())).decode()
+    attacks = {
+        "keras_tfsmlayer_external_savedmodel": keras_object(
+            "TFSMLayer", {"filepath": "/tmp/attacker_savedmodel", "call_endpoint": "serve"}),
+        "keras_stringlookup_vocabulary_file": keras_object(
+            "StringLookup", {"vocabulary": "/home/user/.aws/credentials"}),
+        "keras_textvectorization_vocabulary_url": keras_object(
+            "TextVectorization", {"vocabulary": "gs://bucket/../../etc/passwd"}),
+        "keras_get_file_function_as_layer": keras_object(
+            "function", "get_file", "keras.utils", "function"),
+        "keras_load_model_function_argument": keras_object("Lambda", {"function": keras_object(
+            "function", "load_model", "keras.models", "function"), "arguments": {
+            "safe_mode": False}}),
+        "keras_torch_module_wrapper": keras_object("TorchModuleWrapper", {"module": {
+            "class_name": "__bytes__", "config": {"value": torch_payload}}}, "keras.layers"),
+        "keras_custom_registered_object": keras_object(
+            "CustomDense", {"units": 2}, "keras.layers", "mypkg>CustomDense"),
+        "keras_unknown_keras_class": keras_object("Tokenizer", {"num_words": 3}, "keras.utils"),
+    }  # fmt: skip
+    return {
+        name: ("model.keras", keras_archive([*keras_standard_layers()[:2], layer]))
+        for name, layer in attacks.items()
+    }
+
+
 def _skops_with_type(module: str, name: str) -> bytes:
     """A skops file whose FunctionTransformer.func is ``module.name`` instead of numpy.log1p."""
     from sklearn.preprocessing import FunctionTransformer
@@ -459,6 +532,7 @@ def benign_corpus() -> dict[str, tuple[str, bytes]]:
         "torch_zip": ("model.pt", torch_zip_checkpoint({"w": floats, "b": floats[:64]})),
         "torch_legacy": ("model.pt", legacy),
         "safetensors": ("model.safetensors", _safetensors({"w": floats, "b": floats[:32]})),
+        "keras_standard_layers": ("model.keras", keras_archive(keras_standard_layers())),
         "json": ("config.json", json.dumps({"n_estimators": 5, "labels": ["a", "b"]}).encode()),
         "mlmodel_yaml": ("MLmodel", b"artifact_path: model\nflavors:\n  sklearn: {}\n"),
         "requirements": ("requirements.txt", b"cloudpickle\nmlflow\nscikit-learn==1.9.1\n"),
