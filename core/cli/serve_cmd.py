@@ -49,6 +49,7 @@ def handle(args: argparse.Namespace) -> int:
     from mlsecops_provider.core.serving.app import create_app
     from mlsecops_provider.core.serving.server import ServeOptions, build_service, read_token, run
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         key = Path(args.public_key).expanduser().read_bytes()
     except OSError as err:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,11 @@ from mlsecops_provider.core.storage import S3ClientFactory, normalise_uri, safe_
 
 log = logging.getLogger(__name__)
 SECTION = "serving"
+PII_NAMES = re.compile(
+    r"name|e_?mail|phone|ssn|social|address|street|card|iban|account|ip_?addr|birth|passport|"
+    r"licen[cs]e|notes?$|comment|customer_id|user_id",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ def check_log_columns(policy: Policy, config: ServingConfig) -> None:
     """A logged input column must not be one the data-validation screens treat as PII."""
     screens = policy.section("data_validation").get("screens", {}) or {}
     pii = set(screens.get("exclude_columns", []) or [])
-    refused = sorted(set(config.log_columns) & pii)
+    refused = sorted(c for c in config.log_columns if c in pii or PII_NAMES.search(c))
     if refused:
         raise ConfigError(
             f"gates.serving.log_columns: {refused} are identifiers or PII and are never logged"

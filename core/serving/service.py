@@ -217,7 +217,9 @@ class ServingService:
                 "served_prediction": values[i], "champion_prediction": champion_values[i],
                 "champion_latency_ms": champion_ms, "champion_error": error, "fallback": reason,
                 "out_of_profile": bool(rows_out[i]) if rows_out is not None else False,
+                "champion_sha256": self.champion.digest,
                 "shadow_version": self.shadow.version if self.shadow else None,
+                "shadow_sha256": self.shadow.digest if self.shadow else None,
             }  # fmt: skip
             for column in logged:
                 row[f"{INPUT_PREFIX}{column}"] = str(record[column])
