@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mlsecops_provider.core.errors import DigestMismatchError, NotFoundError, StorageError
 from mlsecops_provider.core.evidence import EvidenceStore
 from mlsecops_provider.core.settings import Settings
-from mlsecops_provider.plugins import gate_data, gate_pages
+from mlsecops_provider.plugins import gate_data, gate_pages, run_details, run_pages
 
 log = logging.getLogger(__name__)
 SHA256 = re.compile(r"(sha256:)?[0-9a-f]{64}")
@@ -48,18 +48,24 @@ EVIDENCE_HEADERS = {
 router = APIRouter()
 
 
-def evidence_store() -> EvidenceStore:
-    """The configured evidence store: ``MLSECOPS_EVIDENCE_URI`` (S3: ``MLSECOPS_AWS_CONN_ID``)."""
-    settings = Settings.from_env()
+def s3_factory() -> Any:
+    """An S3 client factory from ``MLSECOPS_AWS_CONN_ID``, or None (boto3's defaults)."""
     conn_id = os.environ.get("MLSECOPS_AWS_CONN_ID") or None
-    if not (conn_id and settings.evidence_uri.startswith("s3://")):
-        return EvidenceStore(settings.evidence_uri)
+    if not conn_id:
+        return None
 
     def factory() -> Any:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         return S3Hook(aws_conn_id=conn_id).get_conn()
 
+    return factory
+
+
+def evidence_store() -> EvidenceStore:
+    """The configured evidence store: ``MLSECOPS_EVIDENCE_URI`` (S3: ``MLSECOPS_AWS_CONN_ID``)."""
+    settings = Settings.from_env()
+    factory = s3_factory() if settings.evidence_uri.startswith("s3://") else None
     return EvidenceStore(settings.evidence_uri, factory)
 
 
@@ -124,9 +130,17 @@ def _collect(
     per_dag: int = 5,
     with_details: bool = False,
 ) -> list[gate_data.RunView]:
+    from airflow.models.dagbag import DBDagBag
+
     dag_runs = gate_data.latest_runs(session, dags, 1 if run_id else per_dag, run_id)
+    bag = DBDagBag(load_op_links=False)
     return gate_data.collect_runs(
-        session, store, dag_runs, task_id=task_id, with_details=with_details
+        session,
+        store,
+        dag_runs,
+        task_id=task_id,
+        with_details=with_details,
+        task_order=lambda run: run_details.task_order(session, run, bag),
     )
 
 
@@ -176,7 +190,10 @@ def run_page(
     )
     if not found:
         raise HTTPException(404, f"DAG run {run_id!r} of {dag_id!r} not found")
-    return _html(gate_pages.render_run(found[0], task_id, user.get_name()))
+    decision = run_details.promotion_decision(
+        found[0], store, run_details.pinned_keys, s3_factory()
+    )
+    return _html(run_pages.render_run(found[0], task_id, user.get_name(), decision))
 
 
 @router.get("/api/gates", summary="Gate results as JSON")
@@ -202,7 +219,15 @@ def api_gates(
         with_details=bool(run_id),
     )
     found = gate_data.filter_verdict([r for r in found if r.gates or run_id], chosen)
-    return {"runs": [r.to_dict(with_details=bool(run_id)) for r in found]}
+    listed = [r.to_dict(with_details=bool(run_id)) for r in found]
+    if run_id:  # one run: the decision and the comparisons, full values
+        for view, data in zip(found, listed, strict=True):
+            decision = run_details.promotion_decision(
+                view, store, run_details.pinned_keys, s3_factory()
+            )
+            data["decision"] = decision.to_dict() if decision else None
+            data["comparisons"] = run_details.comparisons(view)
+    return {"runs": listed}
 
 
 @router.get("/evidence", summary="One evidence file, digest verified")
@@ -218,15 +243,19 @@ def evidence(
         raise HTTPException(400, str(err)) from err
     if gate_data.dag_for_segment(segment, readable) is None:
         raise HTTPException(403, "this evidence belongs to no DAG readable by this user")
+    # Errors name only what the client sent: never the actual digest, a local path or the
+    # store's root (the log has the details).
     try:
         data = store.read_bytes(uri, sha256)
     except DigestMismatchError as err:
         log.warning("evidence request: %s", err)
-        raise HTTPException(409, f"tampered: {err}") from err
+        raise HTTPException(409, f"tampered: {uri} does not have sha256 {sha256}") from err
     except NotFoundError as err:
-        raise HTTPException(404, str(err)) from err
+        log.warning("evidence request: %s", err)
+        raise HTTPException(404, f"{uri}: no such evidence") from err
     except StorageError as err:
-        raise HTTPException(502, str(err)) from err
+        log.warning("evidence request: %s", err)
+        raise HTTPException(502, "the evidence store could not be read") from err
     name = uri.rsplit("/", 1)[-1]
     headers = {**EVIDENCE_HEADERS, "Content-Disposition": f'inline; filename="{name}"'}
     return Response(data, media_type=_media_type(name, data), headers=headers)

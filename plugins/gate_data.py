@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -23,8 +23,12 @@ from mlsecops_provider.core.errors import (
     NotFoundError,
     StorageError,
 )
-from mlsecops_provider.core.evidence import MAX_SUMMARY_FINDINGS, EvidenceStore, GateResult
-from mlsecops_provider.core.storage import safe_segment
+from mlsecops_provider.core.evidence import (
+    MAX_SUMMARY_FINDINGS,
+    EvidenceStore,
+    GateResult,
+    evidence_segment,
+)
 
 log = logging.getLogger(__name__)
 LINK_KEY = "_link_EvidenceLink"  # operators._runtime.EVIDENCE_LINK_KEY
@@ -34,7 +38,7 @@ PROMOTION_GATE = "promotion"
 SIGNATURE_KEY = re.compile(r"signature|signed|signing", re.IGNORECASE)
 AUDIT_KEY = re.compile(r"audit", re.IGNORECASE)
 NO_DIGEST = "no report digest recorded (the task ended before returning its summary)"
-_SEGMENT = re.compile(r"[A-Za-z0-9=-](?:[A-Za-z0-9._=-]*[A-Za-z0-9=-])?")
+_SEGMENT = re.compile(r"[A-Za-z0-9_=-][A-Za-z0-9._=-]*")  # as core.evidence.evidence_segment
 
 
 class Integrity(StrEnum):
@@ -88,6 +92,7 @@ class RunView:
     start_date: str | None
     end_date: str | None
     gates: list[GateView]
+    pipeline: list[dict[str, Any]] = field(default_factory=list)  # tasks in DAG order
 
     @property
     def promotion(self) -> GateView | None:
@@ -137,6 +142,7 @@ class RunView:
             "end_date": self.end_date,
             "signature": self.signature(),
             "promotion": decision and {**decision, "audit": self.audit()},
+            "pipeline": self.pipeline,
             "gates": [g.to_dict(with_details) for g in self.gates],
         }
 
@@ -144,14 +150,16 @@ class RunView:
 def evidence_dag_segment(root_uri: str, uri: str) -> str:
     """The DAG folder of an evidence URI; ``ValueError`` unless it is safely under the root.
 
-    Evidence URIs are ``<root>/<dag>/<run>/<gate>/<name>`` made of :func:`safe_segment`
-    parts, so anything else (``..``, ``%``-escapes, query strings, another root) is refused.
+    Evidence URIs are ``<root>/<dag>/<run>/<gate>/<name>`` made of :func:`evidence_segment`
+    parts (an injective escape: no two DAG ids share a folder, no segment starts with a
+    dot), so anything else (``..``, ``%``-escapes, query strings, another root) is refused.
+    The message names only what the client sent.
     """
     prefix = root_uri.rstrip("/") + "/"
     if not uri.startswith(prefix):
-        raise ValueError(f"{uri}: outside the evidence store {root_uri}")
+        raise ValueError(f"{uri}: not an evidence path of this store")
     segments = uri[len(prefix) :].split("/")
-    if len(segments) < 2 or not all(_SEGMENT.fullmatch(s) and ".." not in s for s in segments):
+    if len(segments) < 2 or not all(_SEGMENT.fullmatch(s) for s in segments):
         raise ValueError(f"{uri}: not an evidence path")
     return segments[0]
 
@@ -163,7 +171,7 @@ def dag_for_segment(segment: str, dag_ids: Iterable[str]) -> str | None:
 
 def _safe(value: str) -> str | None:
     try:
-        return safe_segment(value)
+        return evidence_segment(value)
     except ValueError:
         return None
 
@@ -201,18 +209,26 @@ def collect_runs(
     *,
     task_id: str | None = None,
     with_details: bool = False,
+    task_order: Callable[[Any], list[str]] | None = None,
 ) -> list[RunView]:
-    """Each run with its gates, every report verified against its digest."""
+    """Each run with its gates, every report verified against its digest.
+
+    With ``task_order`` (a run -> its DAG's task ids in topological order) the gates follow
+    the pipeline and the run lists all its tasks in that order; else they sort by task id.
+    """
     xcoms = _gate_xcoms(session, [r.id for r in dag_runs], task_id)
-    states = _task_states(session, dag_runs, task_id)
+    states = _task_states(session, dag_runs, None if task_order else task_id)
     tasks: dict[int, list[tuple[str, int]]] = {}
     for run_pk, tid, map_index in xcoms:
         tasks.setdefault(run_pk, []).append((tid, map_index))
     views = []
     for run in dag_runs:
+        order = task_order(run) if task_order else []
+        rank = {tid: i for i, tid in enumerate(order)}
+        ordered = sorted(tasks.get(run.id, []), key=lambda t: (rank.get(t[0], len(rank)), t))
+        run_states = states.get(run.id, {})
         gates = [
-            verify_gate(store, run.dag_id, task, xcoms[(run.id, *task)], states.get(run.id, {}))
-            for task in sorted(tasks.get(run.id, []))
+            verify_gate(store, run.dag_id, t, xcoms[(run.id, *t)], run_states) for t in ordered
         ]
         if not with_details:
             gates = [_compact(g) for g in gates]
@@ -225,9 +241,29 @@ def collect_runs(
                 start_date=_iso(run.start_date),
                 end_date=_iso(run.end_date),
                 gates=gates,
+                pipeline=_pipeline(order, run_states, gates),
             )
         )
     return views
+
+
+def _pipeline(
+    order: list[str], states: Mapping[tuple[str, int], str | None], gates: list[GateView]
+) -> list[dict[str, Any]]:
+    """``[{task_id, state, gate, verdict}]`` for every task of the run, in DAG order."""
+    by_task: dict[str, GateView] = {g.task_id: g for g in gates}
+    task_states: dict[str, str | None] = {}
+    for (tid, _), state in sorted(states.items(), key=lambda item: item[0][1]):
+        task_states.setdefault(tid, state)  # the unmapped (-1) or first mapped instance
+    return [
+        {
+            "task_id": tid,
+            "state": task_states.get(tid),
+            "gate": by_task[tid].gate if tid in by_task else None,
+            "verdict": by_task[tid].verdict if tid in by_task else None,
+        }
+        for tid in order
+    ]
 
 
 def _compact(gate: GateView) -> GateView:

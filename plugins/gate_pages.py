@@ -16,7 +16,9 @@ from urllib.parse import urlencode
 
 from mlsecops_provider.plugins.gate_data import VERDICT_CHOICES, GateView, RunView
 
-MAX_DETAILS_CHARS = 20_000
+MAX_DETAIL_ITEMS = 600
+MAX_DETAIL_DEPTH = 6
+MAX_INLINE_LIST = 20
 MAX_METRICS_OVERVIEW = 6
 _BADGE = {
     "pass": "ok",
@@ -65,7 +67,23 @@ code,pre{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
 pre{white-space:pre-wrap;background:#f7fafc;border:1px solid #edf2f7;padding:6px;
   max-height:480px;overflow:auto}
 .kv{margin:0;padding:0;list-style:none;font-size:12px;min-width:190px}
+.tree .kv .kv{padding-left:16px;border-left:1px solid #edf2f7}
 .empty{color:#718096;font-style:italic}
+.num{font-variant-numeric:tabular-nums}
+nav.pipeline{display:flex;flex-wrap:wrap;gap:4px;margin:8px 0 12px;font-size:12px}
+nav.pipeline span{border:1px solid #cbd5e0;border-radius:4px;padding:2px 6px;background:#fff}
+nav.pipeline span.gate{border-color:#017cee}nav.pipeline i{color:#a0aec0;font-style:normal}
+.decision{background:#fff;border:1px solid #e2e8f0;border-left:4px solid #017cee;
+  border-radius:6px;padding:10px 14px;margin-bottom:14px}
+.decision.refused{border-left-color:#c53030}.decision p{margin:4px 0}
+dl.facts{display:grid;grid-template-columns:max-content auto;gap:2px 12px;margin:6px 0;
+  font-size:12px}dl.facts dt{color:#4a5568}dl.facts dd{margin:0;overflow-wrap:anywhere}
+table.compare{width:auto;margin:6px 0 14px}table.compare td.num{text-align:right}
+.better{color:#22543d}.worse{color:#822727}
+.pictures{display:flex;flex-wrap:wrap;gap:16px;margin:8px 0 14px}
+figure.chart{margin:0;background:#fff;border:1px solid #e2e8f0;border-radius:6px;padding:8px}
+figure.chart figcaption{font-size:11px;color:#4a5568;max-width:640px}
+h3{font-size:14px;margin:14px 0 4px}
 """
 
 
@@ -76,6 +94,19 @@ def esc(value: Any) -> str:
     if not isinstance(value, str):
         value = json.dumps(value, sort_keys=True, default=str)
     return escape(value, quote=True)
+
+
+def num(value: Any) -> str:
+    """A value for people: numbers rounded (the full value in the tooltip), the rest escaped."""
+    from mlsecops_provider.plugins.charts import number, short
+
+    parsed = number(value)
+    if parsed is None:
+        return esc(value)
+    text = f"{value:,}" if isinstance(value, int) else short(parsed)
+    if text == str(value):
+        return f'<span class="num">{esc(text)}</span>'
+    return f'<span class="num" title="{esc(repr(value))}">{esc(text)}</span>'
 
 
 def href(path: str, **params: Any) -> str:
@@ -113,18 +144,8 @@ def render_overview(
     for run in runs:
         link = href("run", dag_id=run.dag_id, run_id=run.run_id)
         title = f'{esc(run.dag_id)} · <a href="{link}">{esc(run.run_id)}</a>'
-        body += _run_section(run, title, full=False)
+        body += run_section(run, title, full=False)
     return page("Security gates", body, user)
-
-
-def render_run(run: RunView, task_id: str | None, user: str | None) -> str:
-    """``GET /mlsecops/run``: one run (or one task of it) with full findings and reports."""
-    back = href("./", dag_id=run.dag_id)
-    body = f'<p><a href="{back}">All runs of {esc(run.dag_id)}</a></p>'
-    if task_id:
-        body += f"<p>Task <code>{esc(task_id)}</code></p>"
-    body += _run_section(run, f"{esc(run.dag_id)} · {esc(run.run_id)}", full=True)
-    return page(f"Security gates: {run.dag_id}", body, user)
 
 
 def render_error(status: int, message: str, login_url: str | None = None) -> str:
@@ -151,7 +172,8 @@ def _options(values: list[str], selected: str | None, blank: str) -> str:
     )
 
 
-def _run_section(run: RunView, title: str, *, full: bool) -> str:
+def run_section(run: RunView, title: str, *, full: bool, above_table: str | None = None) -> str:
+    """A run: its meta line, then ``above_table`` (default: the promotion line), the gates."""
     meta = "".join(
         f"<span>{esc(label)}: {value}</span>"
         for label, value in (
@@ -171,7 +193,7 @@ def _run_section(run: RunView, title: str, *, full: bool) -> str:
     )
     return (
         f'<section class="run"><h2>{title}</h2><div class="meta">{meta}</div>'
-        f"{_promotion(run)}{table}</section>"
+        f"{_promotion(run) if above_table is None else above_table}{table}</section>"
     )
 
 
@@ -179,8 +201,11 @@ def _promotion(run: RunView) -> str:
     gate = run.promotion
     if gate is None:
         return ""
-    audit = run.audit()
-    audit_html = f"<pre>{esc(json.dumps(audit, indent=2, default=str))}</pre>" if audit else ""
+    audit = run.audit().get("audit")
+    audit_html = ""
+    if isinstance(audit, Mapping) and audit.get("seq") is not None:
+        digest = str(audit.get("hash") or "")[:12]
+        audit_html = f" · audit entry #{esc(audit['seq'])} <code>{esc(digest)}…</code>"
     uri, sha256 = gate.details.get("evidence_uri"), gate.details.get("evidence_sha256")
     record = ""
     if gate.integrity.value == "verified" and isinstance(uri, str) and isinstance(sha256, str):
@@ -211,19 +236,45 @@ def _gate_row(gate: GateView, full: bool) -> str:
         "<tr>" + "".join(f"<td{k}>{c}</td>" for k, c in zip(classes, cells, strict=True)) + "</tr>"
     )
     if full and gate.details:
-        text = json.dumps(gate.details, indent=2, sort_keys=True, default=str)
-        cut = "\n… (truncated: open the evidence report)" if len(text) > MAX_DETAILS_CHARS else ""
+        budget = [MAX_DETAIL_ITEMS]
+        tree = _tree(gate.details, 0, budget)
+        cut = '<p class="empty">… more in the evidence report</p>' if budget[0] <= 0 else ""
         row += (
             f'<tr><td colspan="8"><details><summary>Report details: {esc(gate.gate)}</summary>'
-            f"<pre>{esc(text[:MAX_DETAILS_CHARS] + cut)}</pre></details></td></tr>"
+            f'<div class="tree">{tree}{cut}</div></details></td></tr>'
         )
     return row
+
+
+def _tree(value: Any, depth: int, budget: list[int]) -> str:
+    """A report's details as nested lists, numbers rounded; at most ``budget`` items."""
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, list | tuple) and any(isinstance(v, Mapping | list) for v in value):
+        items = [(f"[{i}]", v) for i, v in enumerate(value)]
+    elif isinstance(value, list | tuple):
+        return (
+            "["
+            + ", ".join(num(v) for v in value[:MAX_INLINE_LIST])
+            + (", …]" if len(value) > MAX_INLINE_LIST else "]")
+        )
+    else:
+        return num(value)
+    if depth >= MAX_DETAIL_DEPTH:
+        return '<span class="empty">… (in the evidence report)</span>'
+    parts = []
+    for key, item in items:
+        if budget[0] <= 0:
+            break
+        budget[0] -= 1
+        parts.append(f"<li><code>{esc(key)}</code>: {_tree(item, depth + 1, budget)}</li>")
+    return f'<ul class="kv">{"".join(parts)}</ul>'
 
 
 def _kv(values: Mapping[str, Any]) -> str:
     if not values:
         return ""
-    items = "".join(f"<li><code>{esc(k)}</code> = {esc(v)}</li>" for k, v in values.items())
+    items = "".join(f"<li><code>{esc(k)}</code> = {num(v)}</li>" for k, v in values.items())
     return f'<ul class="kv">{items}</ul>'
 
 

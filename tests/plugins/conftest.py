@@ -26,11 +26,17 @@ DAG_ACL = "alpha_only=review_alpha"
 JWT_SECRET = "mlsecops-test-" + "s" * 64
 
 
+MODEL = "review-model"  # review_gamma's champion, verified
+CHANGED_MODEL = "review-changed"  # review_gamma's champion whose artifact the tests change
+
+
 @dataclass(frozen=True)
 class ReviewRuns:
     alpha: str
     beta: str
     tampered_uri: str
+    gamma: str = ""
+    gamma_changed: str = ""
 
 
 def bundle_config(extra_bundle: str, path: Path) -> str:
@@ -60,7 +66,13 @@ def review_runs(airflow_db: Path) -> ReviewRuns:
         sync_bag_to_db(bag, BUNDLE, None)
         alpha = bag.get_dag("review_alpha").test()
         beta = bag.get_dag("review_beta").test()
+        gamma = bag.get_dag("review_gamma").test(run_conf={"model_name": MODEL})
+        changed = bag.get_dag("review_gamma").test(run_conf={"model_name": CHANGED_MODEL})
     assert str(beta.state) == "success"
+    for run in (gamma, changed):
+        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+        assert str(run.state) == "success", states
+    change_champion_artifact(CHANGED_MODEL)
     states = {ti.task_id: str(ti.state) for ti in alpha.get_task_instances()}
     assert states["blocked"] == "failed" and states["tamper_me"] == "success", states
     uri = _report_uri("review_alpha", alpha.run_id, "model_scan")
@@ -68,7 +80,19 @@ def review_runs(airflow_db: Path) -> ReviewRuns:
     report = json.loads(path.read_text())
     report["result"].update(verdict="pass", message="all clear")
     path.write_text(json.dumps(report, indent=2, sort_keys=True))
-    return ReviewRuns(alpha=alpha.run_id, beta=beta.run_id, tampered_uri=uri)
+    return ReviewRuns(alpha.run_id, beta.run_id, uri, gamma.run_id, changed.run_id)
+
+
+def change_champion_artifact(name: str) -> None:
+    """Append a byte to a file of ``name@champion``'s artifacts, as a swapped model would."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    version = MlflowClient().get_model_version_by_alias(name, "champion")
+    model_id = str(version.source).rsplit("/", 1)[-1]
+    root = Path(mlflow.get_logged_model(model_id).artifact_location.removeprefix("file://"))
+    target = next(p for p in sorted(root.rglob("*")) if p.is_file() and p.suffix == ".skops")
+    target.write_bytes(target.read_bytes() + b"\0")
 
 
 def _report_uri(dag_id: str, run_id: str, gate: str) -> str:
