@@ -23,11 +23,12 @@ from mlsecops_provider.core.scan.content import (
     scan_content,
 )
 from mlsecops_provider.core.scan.formats import ERROR, SEVERITIES, Finding, severity_rank
+from mlsecops_provider.core.scan.mlflow_dir import DEFAULT_FLAVORS, DEFAULT_LOADERS, mlflow_findings
 from mlsecops_provider.core.scan.pickle.allowlist import Allowlist
 
 log = logging.getLogger(__name__)
 GATE = "model_scan"
-SCANNER_VERSION = "1"
+SCANNER_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class ModelScanConfig:
     :param use_modelscan: also run modelscan and merge its results.
     :param max_decompressed_mb: refuse compressed members that inflate beyond this.
     :param max_nesting: deepest container nesting (zip in zip, gzip in zip, ...) to follow.
+    :param mlflow_flavors: MLflow flavours a model directory may name.
+    :param mlflow_loader_modules: ``python_function.loader_module`` values that are not custom
+        code (MLflow's own loaders).
+    :param allowed_code_digests: custom code of MLflow models allowed by digest (the finding
+        names the digest of the model's custom code).
     """
 
     fail_on_severity: str = "high"
@@ -46,6 +52,9 @@ class ModelScanConfig:
     use_modelscan: bool = True
     max_decompressed_mb: int = 4096
     max_nesting: int = 4
+    mlflow_flavors: tuple[str, ...] = DEFAULT_FLAVORS
+    mlflow_loader_modules: tuple[str, ...] = DEFAULT_LOADERS
+    allowed_code_digests: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.fail_on_severity not in SEVERITIES:
@@ -53,6 +62,12 @@ class ModelScanConfig:
         if self.max_decompressed_mb <= 0 or self.max_nesting <= 0:
             raise ValueError("max_decompressed_mb and max_nesting must be positive")
         Allowlist(tuple(self.allowed_globals))
+        for digest in self.allowed_code_digests:
+            if not (isinstance(digest, str) and len(digest) == 64 and digest.isalnum()):
+                raise ValueError(f"allowed_code_digests: {digest!r} is not a SHA-256 hex digest")
+        object.__setattr__(self, "allowed_code_digests", tuple(self.allowed_code_digests))
+        object.__setattr__(self, "mlflow_flavors", tuple(self.mlflow_flavors))
+        object.__setattr__(self, "mlflow_loader_modules", tuple(self.mlflow_loader_modules))
 
     @property
     def allowlist(self) -> Allowlist:
@@ -128,7 +143,37 @@ def scan_model(
     if not root.exists():
         raise DataError(f"{root}: no such file or directory to scan")
     ours = scan_content(root, _scanner(config), digest)
+    check_mlflow(ours, root, config)
     return build_result(ours, root, config, started, _subjects(root, ours))
+
+
+def check_mlflow(ours: ScanOutcome, root: Path, config: ModelScanConfig) -> None:
+    """Add the MLflow findings of every ``MLmodel`` under ``root``; waive the findings of
+    custom code the policy allowed by digest (they become ``info``)."""
+    import hashlib
+
+    def path(source: str) -> Path:
+        return root if root.is_file() else root / source
+
+    files = [
+        s for s in ours.formats
+        if ":" not in s and "#" not in s and path(s).is_file() and not path(s).is_symlink()
+    ]  # fmt: skip
+    texts = {s: path(s).read_bytes()[: 1 << 20] for s in files if s.rsplit("/", 1)[-1] == "MLmodel"}
+    if not texts:
+        return
+    digests = ours.digests or {s: hashlib.sha256(path(s).read_bytes()).hexdigest() for s in files}
+    found, waived = mlflow_findings(
+        texts, digests, config.allowlist, config.mlflow_flavors,
+        config.mlflow_loader_modules, config.allowed_code_digests,
+    )  # fmt: skip
+    kept = [f for f in ours.findings if f.file.split(":")[0] not in waived]
+    kept += [
+        replace(f, severity="info", reason=f"allowed by digest: {f.reason}")
+        for f in ours.findings
+        if f.file.split(":")[0] in waived and f.severity != ERROR
+    ]
+    ours.findings = kept + found
 
 
 def scan_model_bytes(

@@ -388,8 +388,9 @@ def keras_model(layers: list[dict[str, object]]) -> dict[str, object]:
     optimizer = keras_object("Adam", {"learning_rate": 0.001}, "keras.optimizers")
     compile_config = {"optimizer": optimizer, "loss": "sparse_categorical_crossentropy",
                       "metrics": ["accuracy"]}  # fmt: skip
+    config = {"name": "seq", "layers": layers}
     return {"module": "keras", "class_name": "Sequential", "registered_name": None,
-            "config": {"name": "seq", "layers": layers}, "compile_config": compile_config}  # fmt: skip
+            "config": config, "compile_config": compile_config}  # fmt: skip
 
 
 def keras_archive(layers: list[dict[str, object]]) -> bytes:
@@ -539,6 +540,66 @@ def benign_corpus() -> dict[str, tuple[str, bytes]]:
         "empty": ("empty.txt", b""),
         "gzip_pickle": ("model.pkl.gz", gzip.compress(pickle.dumps({"w": [1.0, 2.0]}, 4))),
     }
+
+
+# --- MLflow model directories ---------------------------------------------------------------
+def mlmodel(pyfunc: dict[str, object], flavors: dict[str, object] | None = None) -> bytes:
+    import yaml
+
+    env = {"conda": "conda.yaml", "virtualenv": "python_env.yaml"}
+    spec = {"flavors": {"python_function": {"env": env, "python_version": "3.11.7", **pyfunc},
+                        **(flavors or {})}, "mlflow_version": "3.17.2"}  # fmt: skip
+    return yaml.safe_dump(spec).encode()
+
+
+def mlflow_sklearn_dir(serialization: str = "skops") -> dict[str, bytes]:
+    """An MLflow sklearn model directory as ``mlflow.sklearn.save_model`` writes it."""
+    model = _sklearn_pipeline()
+    data = _skops_bytes(model) if serialization == "skops" else pickle.dumps(model, 4)
+    name = "model.skops" if serialization == "skops" else "model.pkl"
+    sklearn = {"code": None, "pickled_model": name, "serialization_format": serialization,
+               "sklearn_version": "1.9.1", "skops_trusted_types": None}  # fmt: skip
+    pyfunc = {"loader_module": "mlflow.sklearn", "model_path": name, "predict_fn": "predict"}
+    return {
+        "MLmodel": mlmodel(pyfunc, {"sklearn": sklearn}), name: data,
+        "conda.yaml": b"name: mlflow-env\ndependencies: [python=3.11.7, pip]\n",
+        "python_env.yaml": b"python: 3.11.7\nbuild_dependencies: [pip]\n",
+        "requirements.txt": b"mlflow==3.17.2\nscikit-learn==1.9.1\n",
+    }  # fmt: skip
+
+
+def mlflow_attacks() -> dict[str, dict[str, bytes]]:
+    """MLflow directories whose load runs custom code, one per way of doing it."""
+    base = mlflow_sklearn_dir()
+    hook = b"import os\nos.system('echo pwned')\ndef _load_pyfunc(path):\n    return None\n"
+    python_model = pickle.dumps({"w": 1}, 4)  # stands in for a cloudpickled PythonModel
+    trusted = {"serialization_format": "skops", "pickled_model": "model.skops",
+               "skops_trusted_types": ["os.system"]}  # fmt: skip
+    return {
+        "mlflow_custom_loader_module_with_code": {
+            **base, "MLmodel": mlmodel({"loader_module": "evil_loader", "code": "code"}),
+            "code/evil_loader.py": hook,
+        },
+        "mlflow_code_dir_next_to_mlflow_loader": {**base, "code/sitecustomize.py": hook},
+        "mlflow_python_model_pickle": {
+            **base, "python_model.pkl": python_model,
+            "MLmodel": mlmodel({"loader_module": "mlflow.pyfunc.model",
+                                "python_model": "python_model.pkl"}),
+        },  # fmt: skip
+        "mlflow_unknown_flavour": {
+            **base, "MLmodel": mlmodel({"loader_module": "mlflow.sklearn"}, {"custom_x": {}}),
+        },
+        "mlflow_skops_trusted_types": {
+            **base, "MLmodel": mlmodel({"loader_module": "mlflow.sklearn"}, {"sklearn": trusted}),
+        },
+    }  # fmt: skip
+
+
+def write_dir(files: dict[str, bytes], folder: Path) -> Path:
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    return folder
 
 
 def write(corpus: dict[str, tuple[str, bytes]], name: str, folder: Path) -> Path:
