@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.errors import DataError, PolicyError
-from mlsecops_provider.core.evidence import GateResult
+from mlsecops_provider.core.evidence import GateResult, Verdict
 from mlsecops_provider.core.shadow.models import (
     LoadedModel,
     infer_task,
@@ -150,7 +150,19 @@ def shadow_evaluate(
         "bootstrap": {**_bootstrap_info(config), "seconds": round(seconds, 3)},
     }
     subjects = {**(subjects or {}), **_model_subjects(candidate, other)}
-    return gate_result(estimates[ALL], details, findings, subjects), details
+    return _warn_only(gate_result(estimates[ALL], details, findings, subjects)), details
+
+
+def _warn_only(result: GateResult) -> GateResult:
+    """Findings that are all warnings (e.g. a suspicious jump) make the verdict ``warn``."""
+    warned = sum(1 for f in result.findings if f.get("severity") == "warn")
+    if not warned:
+        return result
+    metrics = {**result.metrics, "thresholds_warned": warned}
+    metrics["thresholds_failed"] = len(result.findings) - warned
+    if warned < len(result.findings):
+        return replace(result, metrics=metrics)
+    return replace(result, verdict=Verdict.WARN, metrics=metrics)
 
 
 def _bootstrap_info(config: ShadowConfig) -> dict[str, Any]:
@@ -324,10 +336,11 @@ def _findings(
 ) -> list[dict[str, Any]]:
     findings = [
         {"kind": "threshold", "threshold": row["threshold"], "metric": row["metric"],
-         "slice": row["slice"], **{k: v for k, v in check.items() if k != "status"}}
+         "slice": row["slice"], "severity": check["status"],
+         **{k: v for k, v in check.items() if k != "status"}}
         for row in rows
         for check in row["checks"]
-        if check["status"] == "fail"
+        if check["status"] in ("fail", "warn")
     ]  # fmt: skip
     test = comparison.get("mcnemar")
     if config.mcnemar_alpha is not None and test is not None:

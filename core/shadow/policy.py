@@ -5,8 +5,9 @@ a change against the champion, a slice. A change has a direction (``higher_is_be
 ``lower_is_better``; default: the metric's own), a ``measure`` (``absolute``: candidate −
 champion, or ``relative``: that divided by |champion|), a tolerated regression
 (``tolerance``, ≥ 0) and an optional cap on an improvement (``max_improvement``: a jump that
-large is suspicious). With ``use_interval`` the paired bootstrap interval decides: a
-regression fails only when the whole interval is worse than ``-tolerance``, a jump only when
+large is worth a reviewer's look, so it *warns* with the reason; ``block_improvement: true``
+makes it fail). With ``use_interval`` the paired bootstrap interval decides: a regression
+fails only when the whole interval is worse than ``-tolerance``, a jump is flagged only when
 the whole interval is above the cap. A slice is ``{column, value}``; without ``value`` the
 threshold applies to every value of the column, each slice on its own.
 
@@ -66,6 +67,7 @@ class ChangeSpec:
     tolerance: float = 0.0
     max_improvement: float | None = None
     use_interval: bool = False
+    block_improvement: bool = False  # True: a jump above max_improvement fails, not warns
 
     def __post_init__(self) -> None:
         if isinstance(self.direction, str):  # TFMA spells it HIGHER_IS_BETTER
@@ -252,7 +254,7 @@ def check_threshold(
             else:
                 checks.append({"check": "change", "status": "skipped", "message": "no champion"})
     statuses = {c["status"] for c in checks}
-    status = "fail" if "fail" in statuses else "pass" if "pass" in statuses else "skipped"
+    status = next((s for s in ("fail", "warn", "pass") if s in statuses), "skipped")
     return {"threshold": label, "metric": threshold.metric, "status": status, "checks": checks}
 
 
@@ -308,12 +310,18 @@ def _change_checks(
         checks.append(
             {"check": "max_improvement", "status": "pass", "observed": point}
             if least <= change.max_improvement
-            else _failed(
-                "max_improvement",
-                point,
-                change.max_improvement,
-                f"{label} improved suspiciously: {shown} above max_improvement "
-                f"{change.max_improvement}",
-            )
+            else _improvement_flag(label, shown, point, change)
         )
     return checks
+
+
+def _improvement_flag(label: str, shown: str, point: float, change: ChangeSpec) -> dict[str, Any]:
+    """A jump above ``max_improvement``: a warning for reviewers, a failure if the policy says."""
+    flagged = _failed(
+        "max_improvement",
+        point,
+        change.max_improvement,
+        f"{label} improved suspiciously: {shown} above max_improvement "
+        f"{change.max_improvement}" + ("" if change.block_improvement else " (review it)"),
+    )
+    return flagged if change.block_improvement else {**flagged, "status": "warn"}

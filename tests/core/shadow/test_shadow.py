@@ -133,8 +133,15 @@ def test_worse_candidate_fails_naming_metric_and_slice(models: dict, clean: pd.D
     assert list(details["estimates"]) == ["all", "region=south"]
 
 
-def test_suspicious_improvement_fails(models: dict, clean: pd.DataFrame) -> None:
-    jump = [{"metric": "roc_auc", "change": {"max_improvement": 0.05, "use_interval": True}}]
+def test_suspicious_improvement_warns_or_fails_when_the_policy_blocks_it(
+    models: dict, clean: pd.DataFrame
+) -> None:
+    change = {"max_improvement": 0.05, "use_interval": True}
+    jump = [{"metric": "roc_auc", "change": change}]
+    result, _ = evaluate(clean, models["strong"], models["weak"], thresholds=jump)
+    assert result.verdict is Verdict.WARN  # a reviewer's look, not a block (the default)
+    assert "roc_auc improved suspiciously" in result.message
+    jump = [{"metric": "roc_auc", "change": {**change, "block_improvement": True}}]
     result, _ = evaluate(clean, models["strong"], models["weak"], thresholds=jump)
     assert result.verdict is Verdict.FAIL
     assert result.findings[0]["check"] == "max_improvement"
