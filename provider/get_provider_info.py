@@ -28,6 +28,7 @@ def get_provider_info() -> dict[str, Any]:
                     "mlsecops_provider.operators.provenance",
                     "mlsecops_provider.operators.promotion",
                     "mlsecops_provider.operators.rollback",
+                    "mlsecops_provider.operators.shadow_warmup",
                 ],
             }
         ],
@@ -37,13 +38,18 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "mlsecops_provider.sensors.new_dataset",
                     "mlsecops_provider.sensors.drift",
+                    "mlsecops_provider.sensors.shadow_traffic",
+                    "mlsecops_provider.sensors.serving_anomaly",
                 ],
             }
         ],
         "triggers": [
             {
                 "integration-name": "MLSecOps",
-                "python-modules": ["mlsecops_provider.sensors.triggers.new_dataset"],
+                "python-modules": [
+                    "mlsecops_provider.sensors.triggers.new_dataset",
+                    "mlsecops_provider.sensors.triggers.shadow_traffic",
+                ],
             }
         ],
         "extra-links": ["mlsecops_provider.operators.links.EvidenceLink"],

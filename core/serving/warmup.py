@@ -264,3 +264,20 @@ def warmup_gate(
 
 def not_enough_traffic(result: GateResult) -> bool:
     return any(str(f.get("reason", "")).startswith(NOT_ENOUGH_TRAFFIC) for f in result.findings)
+
+
+def shadow_traffic(
+    log_uri: str, shadow_version: str | None = None, s3: S3ClientFactory | None = None
+) -> dict[str, Any]:
+    """How much traffic the shadow has scored so far (for the traffic sensor)."""
+    frame = read_prediction_log(log_uri, s3)
+    window, version = _window(frame, shadow_version)
+    requests = window.drop_duplicates("request_id")
+    mirrored = requests[requests["shadow_status"].isin(SCORED)]
+    return {
+        "log_uri": log_uri,
+        "shadow_version": version,
+        "requests": len(requests),
+        "mirrored_requests": len(mirrored),
+        "first_seen": str(requests["time"].min()) if len(requests) else None,
+    }

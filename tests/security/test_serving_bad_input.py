@@ -42,7 +42,9 @@ def one_line_error(response: Any, status: int) -> str:
 
 
 def still_serves(client: Any) -> None:
-    response = client.post("/invocations", json={"dataframe_records": request_rows(2)}, headers=AUTH)
+    response = client.post(
+        "/invocations", json={"dataframe_records": request_rows(2)}, headers=AUTH
+    )
     assert response.status_code == 200 and response.headers["x-model-version"] == "2"
 
 
@@ -53,31 +55,27 @@ def nothing_logged_but(client: Any, tmp_path: Path, answered_rows: int) -> None:
     assert len(read_prediction_log((tmp_path / "log").as_uri())) == answered_rows
 
 
+JSON = "application/json"
+
+
+def records(*rows: dict[str, Any]) -> bytes:
+    return json.dumps({"dataframe_records": list(rows)}).encode()
+
+
 CASES = {
-    "malformed_json": (b'{"dataframe_records": [', "application/json", 400, "malformed JSON"),
-    "not_utf8": (b'{"inputs": "\xff\xfe"}', "application/json", 400, "malformed JSON"),
-    "json_list": (b"[1, 2]", "application/json", 400, "JSON object"),
-    "no_format_key": (b'{"data": []}', "application/json", 400, "exactly one of"),
-    "two_format_keys": (b'{"inputs": {}, "instances": []}', "application/json", 400, "exactly one of"),
-    "wrong_type": (
-        json.dumps({"dataframe_records": [{"age": "old", "income": 1.0, "segment": "retail"}]}).encode(),
-        "application/json", 422, "",
-    ),
-    "missing_column": (
-        json.dumps({"dataframe_records": [{"income": 1.0, "segment": "retail"}]}).encode(),
-        "application/json", 422, "age",
-    ),
-    "text_for_category": (
-        json.dumps({"dataframe_records": [{"age": 30, "income": 1.0, "segment": 7}]}).encode(),
-        "application/json", 422, "",
-    ),
-    "empty_table": (b'{"dataframe_records": []}', "application/json", 400, "no rows"),
+    "malformed_json": (b'{"dataframe_records": [', JSON, 400, "malformed JSON"),
+    "not_utf8": (b'{"inputs": "\xff\xfe"}', JSON, 400, "malformed JSON"),
+    "json_list": (b"[1, 2]", JSON, 400, "JSON object"),
+    "no_format_key": (b'{"data": []}', JSON, 400, "exactly one of"),
+    "two_format_keys": (b'{"inputs": {}, "instances": []}', JSON, 400, "exactly one of"),
+    "wrong_type": (records({"age": "old", "income": 1.0, "segment": "retail"}), JSON, 422, ""),
+    "missing_column": (records({"income": 1.0, "segment": "retail"}), JSON, 422, "age"),
+    "text_for_category": (records({"age": 30, "income": 1.0, "segment": 7}), JSON, 422, ""),
+    "empty_table": (b'{"dataframe_records": []}', JSON, 400, "no rows"),
     "wrong_content_type": (b"age,income\n1,2\n", "text/plain", 415, "application/json"),
-    "oversized_body": (b'{"inputs": "' + b"x" * 5000 + b'"}', "application/json", 413, "larger than"),
-    "too_many_rows": (
-        json.dumps({"dataframe_records": request_rows(21)}).encode(), "application/json", 413, "rows",
-    ),
-}  # fmt: skip
+    "oversized_body": (b'{"inputs": "' + b"x" * 5000 + b'"}', JSON, 413, "larger than"),
+    "too_many_rows": (records(*request_rows(21)), JSON, 413, "rows"),
+}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -108,7 +106,9 @@ def test_missing_or_wrong_token_is_401(guarded: Any, tmp_path: Path) -> None:
 
 def test_a_flood_of_requests_is_429(guarded: Any, tmp_path: Path) -> None:
     payload = {"dataframe_records": request_rows(1)}
-    statuses = [guarded.post("/invocations", json=payload, headers=AUTH).status_code for _ in range(40)]
+    statuses = [
+        guarded.post("/invocations", json=payload, headers=AUTH).status_code for _ in range(40)
+    ]
     assert statuses.count(200) <= 31 and statuses.count(429) >= 9
     answered = statuses.count(200)
     response = guarded.post("/invocations", json=payload, headers=AUTH)
