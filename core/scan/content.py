@@ -60,6 +60,8 @@ class ContentScanner:
     ) -> None:
         self.allow, self.limit, self.max_nesting = allow, limit, max_nesting
         self.out = ScanOutcome()
+        self.paths: dict[str, Path] = {}  # source -> file on disk (scan_content only)
+        self.external: set[str] = set()  # files holding ONNX external data
         self.handlers: dict[str, Callable[[Blob, str, int], None]] = {
             "empty": lambda b, s, d: self.ok(s, "empty"),
             "zip": self.scan_zip, "npy": self.scan_npy, "pickle": self.scan_pickle,
@@ -238,20 +240,30 @@ class ContentScanner:
 
     def scan_onnx(self, blob: Blob, source: str, depth: int) -> None:
         try:
-            import onnx
+            from mlsecops_provider.core.scan.onnx_check import check_onnx
         except ImportError:
             reason = "protobuf model (ONNX?), but onnx is not installed to validate it"
             return self.error(source, "onnx", reason)
-        try:
-            model = onnx.load_model_from_string(blob.tobytes())
-            onnx.checker.check_model(model)
-        except Exception as err:  # onnx raises several unrelated types for bad models
-            return self.error(source, "onnx", f"invalid ONNX model ({err})")
-        for tensor in model.graph.initializer:
-            where = {e.key: e.value for e in tensor.external_data}.get("location", "")
-            if where and (os.path.isabs(where) or ".." in Path(where).parts):
-                self.flag(source, "high", f"external data {where!r} points outside the model")
+        on_disk = self.paths.get(source) if depth == 0 else None
+        report = check_onnx(blob.tobytes(), on_disk, source)
+        if report.error:
+            return self.error(source, "onnx", report.error)
+        for problem in report.problems:
+            self.flag(source, "high", problem)
+        self.external |= report.external_files
         self.ok(source, "onnx")
+
+    def accept_external_data(self) -> None:
+        """Files an ONNX model stores tensors in are raw data, not unknown formats."""
+        for source in self.external:
+            unknown = [
+                f for f in self.out.findings
+                if f.file == source and f.severity == ERROR and f.reason.startswith("unrecognised")
+            ]  # fmt: skip
+            if unknown or source not in self.out.formats:
+                self.out.findings = [f for f in self.out.findings if f not in unknown]
+                self.out.formats[source] = "onnx_external_data"
+                self.out.validated.add(source)
 
 
 def _zip_kind(names: set[str], storage: tuple[str, ...]) -> str:
@@ -306,6 +318,7 @@ def scan_content(root: Path, scanner: ContentScanner, digest: bool = True) -> Sc
         if not stat.S_ISREG(mode):
             scanner.error(source, "special", "not a regular file")
             continue
+        scanner.paths[source] = path
         try:
             with _mapped(path) as blob:
                 scanner.out.bytes_total += blob.size
@@ -314,6 +327,7 @@ def scan_content(root: Path, scanner: ContentScanner, digest: bool = True) -> Sc
                 scanner.scan_blob(blob, source)
         except OSError as err:
             scanner.error(source, "unreadable", f"cannot read ({err.strerror})")
+    scanner.accept_external_data()
     return scanner.out
 
 

@@ -609,3 +609,26 @@ def write(corpus: dict[str, tuple[str, bytes]], name: str, folder: Path) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
+
+
+# --- ONNX with external data ------------------------------------------------------------------
+def onnx_external_model(location: str = "weights.bin", offset: int = 0) -> tuple[bytes, bytes]:
+    """(model bytes, weights bytes): a MatMul whose initializer lives in ``location``."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.ones((8, 8), np.float32)
+    tensor = numpy_helper.from_array(weights, "w")
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", str(offset)),
+                       ("length", str(weights.nbytes))):  # fmt: skip
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [value("x", TensorProto.FLOAT, [1, 8])], [value("y", TensorProto.FLOAT, [1, 8])], [tensor],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return model.SerializeToString(), weights.tobytes()
