@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.attacks.policy import (
     ADVERSARIAL_GATE,
+    BACKDOOR_GATE,
     PRIVACY_GATE,
     AdversarialConfig,
+    BackdoorConfig,
     PrivacyConfig,
 )
 from mlsecops_provider.core.attacks.space import row_digests
@@ -291,3 +293,66 @@ def _adversarial_findings(
                 f"L-inf {eps}",
             ))  # fmt: skip
     return findings
+
+
+# --- backdoor -----------------------------------------------------------------------------
+
+
+def backdoor_scan(
+    frame: pd.DataFrame,
+    label: str,
+    candidate: LoadedModel,
+    champion: LoadedModel | None = None,
+    config: BackdoorConfig | None = None,
+    subjects: dict[str, str] | None = None,
+) -> tuple[GateResult, dict[str, Any]]:
+    """Trigger search on the candidate; unexplained triggers fail, their rows are quarantined."""
+
+    from mlsecops_provider.core.attacks.backdoor import find_triggers, judge_all
+
+    config = config or BackdoorConfig()
+    other = compared_champion(candidate, champion)
+    search, found, stats = find_triggers(candidate, frame, label, config)
+    judged, unjudged = judge_all(search, found, frame, label, config, other)
+    bad = [j for j in judged if not j["explained"]]
+    quarantine = sorted({int(p) for j in bad for p in search.carriers_of(j)})
+    findings = [
+        _finding(
+            BACKDOOR_GATE, "success_rate", "success_rate", j["success_rate"], config.success_rate,
+            f"backdoor trigger {j['trigger']} sends {j['success_rate']:.0%} of the other rows "
+            f"to class {j['target_class']} ({j['carrying_rows']} training row(s) carry it; "
+            f"reference: {j['reference']}, success {_rate(j['reference_success_rate'])})",
+        )
+        for j in bad
+    ]  # fmt: skip
+    strongest = max((t["success_rate"] for t in stats["strongest_per_class"].values()), default=0.0)
+    metrics = {
+        "rows": len(frame),
+        "triggers_found": len(found),
+        "triggers_without_carrying_rows": unjudged,
+        "triggers_unexplained": len(bad),
+        "quarantined_rows": len(quarantine),
+        "strongest_success_rate": strongest,
+        "evaluations": stats["evaluations"],
+    }
+    details = {
+        "label": label,
+        "policy": dict(config.__dict__),
+        "search": stats,
+        "triggers": judged,
+        "quarantined_row_positions": quarantine,
+        "quarantined_rows": len(quarantine),
+        "method": "beam search over 1-3 features set to edge, quantile, repeated or category "
+        "values; a trigger at or above the success rate is judged against the reference",
+    }
+    subjects = {**(subjects or {}), **_model_subjects(candidate, other)}
+    passed = (
+        f"no unexplained trigger at or above {config.success_rate:.0%} success "
+        f"({len(found)} found, all explained; strongest {strongest:.0%})"
+    )
+    result = build_result(BACKDOOR_GATE, findings, metrics, subjects, passed)
+    return result, details
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"

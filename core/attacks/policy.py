@@ -114,6 +114,7 @@ class BackdoorConfig:
     success_rate: float = 0.8  # a trigger at or above this is reported
     explained_margin: float = 0.3  # the reference reaching success - margin explains it
     reference: str = "refit"  # refit | champion | none
+    min_carrying_rows: int = 5  # a refit pattern from fewer rows is label noise, not a plant
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -121,8 +122,8 @@ class BackdoorConfig:
             raise ValueError("max_features: must be 1, 2 or 3")
         if self.rows_per_class < 10 or self.beam < 2 or self.max_evaluations < 1000:
             raise ValueError("rows_per_class >= 10, beam >= 2, max_evaluations >= 1000")
-        if self.time_budget_seconds <= 0:
-            raise ValueError("time_budget_seconds: must be positive")
+        if self.time_budget_seconds <= 0 or self.min_carrying_rows < 1:
+            raise ValueError("time_budget_seconds and min_carrying_rows must be positive")
         if any(not 0.0 < q < 1.0 for q in self.quantiles):
             raise ValueError("quantiles: each must be strictly between 0 and 1")
         if self.reference not in ("refit", "champion", "none"):

@@ -25,10 +25,13 @@ def loaded(model: Any, name: str) -> LoadedModel:
 def noisy_task(rows: int, features: int = 10, seed: int = 1, flip: float = 0.1) -> pd.DataFrame:
     from sklearn.datasets import make_classification
 
-    x, y = make_classification(rows, features, n_informative=5, flip_y=flip, random_state=seed)
+    x, y = make_classification(
+        rows, features, n_informative=5, flip_y=flip, random_state=seed, shuffle=False
+    )  # f0-f4 informative, f5-f6 redundant, the rest noise
     frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(features)])
     frame[LABEL] = y
-    return frame
+    order = np.random.default_rng(seed).permutation(rows)  # columns kept in order, rows not
+    return frame.iloc[order].reset_index(drop=True)
 
 
 def margin_task(rows: int, seed: int = 3) -> pd.DataFrame:
