@@ -5,8 +5,10 @@ The suite is GX suite JSON (``ExpectationSuite.to_json_dict()``: ``name`` and
 up front, so a malformed suite is a :class:`ConfigError` naming the expectation's index and
 type. ``severity`` (or ``meta.severity``) is ``critical`` (failure fails the gate),
 ``warning`` (failure gives ``warn``) or ``info`` (recorded only). A missing column is a
-failed expectation, not a crash. Row values GX samples (``partial_unexpected_list`` and
-friends) are removed from the stored result unless ``keep_unexpected_values`` is set.
+failed expectation, not a crash. No raw value of a column that may hold PII (text, PII
+names, PII-like digits) is stored: ``observed_value``, ``details``, sampled rows and
+exception messages are redacted (:mod:`.redaction`); other columns keep their aggregates,
+and their sampled rows only with ``keep_unexpected_values``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,7 @@ from mlsecops_provider.core.evidence import GateResult, Verdict
 from mlsecops_provider.core.policy import Policy, section_config
 from mlsecops_provider.core.storage import normalise_uri, read_verified, storage_for
 from mlsecops_provider.core.validation.data_docs import render_html
+from mlsecops_provider.core.validation.redaction import redact_result, sensitive_columns
 from mlsecops_provider.core.validation.poisoning import (
     PoisoningConfig,
     PoisoningReport,
@@ -208,13 +211,12 @@ def run_suite(frame: pd.DataFrame, suite: Suite) -> dict[str, Any]:
     return dict(result.to_json_dict())
 
 
-def redact(gx_result: dict[str, Any]) -> dict[str, Any]:
-    """Remove sampled row values from every expectation result (in place)."""
-    for item in gx_result.get("results", []):
-        values = item.get("result") or {}
-        for key in [k for k in values if k.startswith(REDACTED_PREFIXES)]:
-            del values[key]
-    return gx_result
+def redact(
+    gx_result: dict[str, Any], sensitive: Iterable[str] | None = None, keep_values: bool = False
+) -> dict[str, Any]:
+    """No raw value of a column that may hold PII (``None``: any column) in the result, in
+    place; sampled rows of other columns only with ``keep_values`` (see .redaction)."""
+    return redact_result(gx_result, sensitive, keep_values)
 
 
 def expectation_rows(gx_result: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -329,8 +331,7 @@ def validate_dataset(
         result = base.finished(message="dataset is empty (0 rows)", findings=[finding])
         return result, {"suite": {"name": checked.name, "sha256": checked.sha256}}
     gx_result = run_suite(frame, checked)
-    if not config.keep_unexpected_values:
-        redact(gx_result)
+    redact(gx_result, sensitive_columns(frame), config.keep_unexpected_values)
     rows = expectation_rows(gx_result)
     if screens is None and config.screens.enabled:
         screens = screen_dataset(frame, reference, config.screens)

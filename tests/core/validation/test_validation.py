@@ -128,8 +128,7 @@ def test_row_values_never_reach_summary_findings_or_html(reference: pd.DataFrame
     assert "partial_unexpected_list" not in json.dumps(details["validation_result"])
     kept = ValidationConfig(keep_unexpected_values=True, screens=CONFIG.screens)
     _, raw = validate_dataset(batch, spec, reference, kept)
-    assert secret in json.dumps(raw["validation_result"])
-    assert secret not in raw["data_docs_html"] and secret not in json.dumps(raw["summary"])
+    assert secret not in json.dumps(raw)  # a text column never keeps its values
 
 
 def test_warning_only_failures_warn(reference: pd.DataFrame) -> None:
