@@ -27,12 +27,12 @@ from mlsecops_provider.core.evidence import GateResult, Verdict
 from mlsecops_provider.core.policy import Policy, section_config
 from mlsecops_provider.core.storage import normalise_uri, read_verified, storage_for
 from mlsecops_provider.core.validation.data_docs import render_html
-from mlsecops_provider.core.validation.redaction import redact_result, sensitive_columns
 from mlsecops_provider.core.validation.poisoning import (
     PoisoningConfig,
     PoisoningReport,
     screen_dataset,
 )
+from mlsecops_provider.core.validation.redaction import redact_result, sensitive_columns
 
 if TYPE_CHECKING:
     import pandas as pd
