@@ -174,3 +174,22 @@ def serve_cli(world: World, name: str, tmp_path: Path) -> int:  # noqa: F811
 
         print(f"mlsecops serve: error: {err}", file=sys.stderr)
         return 2
+
+
+def test_rollout_sets_the_shadow_only_on_a_scanned_version(
+    world: World,  # noqa: F811
+    registry: dict[str, Any],
+    moved_alias: Callable[[str, str], None],
+) -> None:
+    from mlsecops_provider.core.serving.rollout import candidate, set_shadow
+    from mlsecops_provider.core.tracking.registry import alias_version
+
+    name, versions = registry["name"], registry["versions"]
+    moved_alias("shadow", versions[2].candidate.version)  # restored afterwards
+    found = candidate(world.settings, name, versions[3].candidate.version)
+    assert found["datasets"]["training"]["rows"] == 200
+    with pytest.raises(UnsafeModelError):
+        set_shadow(world.settings, name, versions[3].candidate.version)
+    assert alias_version(world.client, name, "shadow") == versions[2].candidate.version
+    moved = set_shadow(world.settings, name, versions[2].candidate.version)
+    assert len(moved["sha256"]) == 64
