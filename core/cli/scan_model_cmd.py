@@ -31,10 +31,23 @@ def handle(args: argparse.Namespace) -> int:
     from mlsecops_provider.core.scan.gate import GATE, ModelScanConfig, scan_uri
 
     config = contract.load_cli_policy(args.policy).config(GATE, ModelScanConfig)
+    _refuse_empty_file(args.path)
     result = scan_uri(args.path, config)
     contract.write_report(args.report, result.to_dict())
     _print_table(result.to_dict())
     return contract.exit_code(result.verdict)
+
+
+def _refuse_empty_file(path: str) -> None:
+    """A local file of 0 bytes is no model: bad input (exit 2), not a clean scan."""
+    from pathlib import Path
+
+    from mlsecops_provider.core.storage import normalise_uri
+
+    uri = normalise_uri(path)
+    local = Path(uri.removeprefix("file://")) if uri.startswith("file://") else None
+    if local is not None and local.is_file() and local.stat().st_size == 0:
+        raise contract.UsageError(f"{path}: empty file (0 bytes), not a model")
 
 
 def _print_table(result: dict[str, Any]) -> None:
