@@ -23,6 +23,8 @@ def get_provider_info() -> dict[str, Any]:
                     "mlsecops_provider.operators.pii",
                     "mlsecops_provider.operators.model_scan",
                     "mlsecops_provider.operators.shadow",
+                    "mlsecops_provider.operators.explainability",
+                    "mlsecops_provider.operators.fairness",
                     "mlsecops_provider.operators.register",
                     "mlsecops_provider.operators.dependency_audit",
                     "mlsecops_provider.operators.provenance",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from mlsecops_provider.core.policy import Policy, section_config
 
@@ -21,6 +22,7 @@ class FairnessConfig:
     """
 
     sensitive_features: tuple[str, ...] = ()
+    bins: dict[str, Any] = field(default_factory=dict)  # e.g. {age: [18, 40, 60, 120]}: bands
     row_key: str | None = None
     min_group_size: int = 30
     bootstrap_resamples: int = 1000
@@ -44,6 +46,11 @@ class FairnessConfig:
             raise ValueError("bootstrap_resamples: must be at least 50")
         if not 0.5 < self.confidence < 1.0:
             raise ValueError(f"confidence: must be between 0.5 and 1, got {self.confidence}")
+        for column, edges in self.bins.items():
+            ok = isinstance(edges, (list, tuple)) and len(edges) >= 2
+            numbers = ok and all(isinstance(e, (int, float)) for e in edges)
+            if not numbers or list(edges) != sorted(set(edges)):
+                raise ValueError(f"bins.{column}: expected increasing numbers, got {edges!r}")
         if self.primary_metric not in PRIMARY_METRICS:
             raise ValueError(f"primary_metric: must be one of {PRIMARY_METRICS}")
         for name in (

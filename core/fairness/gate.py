@@ -71,7 +71,7 @@ def fairness_gate(
         raise DataError("fairness: the candidate is not a binary classifier")
     positive = positive_label(config.positive_label, candidate, y_raw)
     y = (y_raw == positive).astype(np.int64)
-    codes = {col: group_codes(frame, col) for col in columns}  # bad columns before predicting
+    codes = {col: group_codes(frame, col, config.bins.get(col)) for col in columns}
     status = champion_status(candidate, champion)
     models = {"candidate": candidate, **({"champion": champion} if status == "compared" else {})}
     preds = {n: predictions(m, frame, label, CLASSIFICATION, positive) for n, m in models.items()}
@@ -186,11 +186,11 @@ def _disparity(name: str, per_model: dict[str, Any], confidence: float) -> dict[
     for model, v in per_model.items():
         value = float(v["disp"][name])
         out[model] = None if math.isnan(value) else value
-        out[f"{model}_ci"] = stats.interval(v["disp_boot"][name], confidence)
+        out[f"{model}_ci"] = stats.basic_interval(value, v["disp_boot"][name], confidence, 0, 1)
     if "champion" in per_model and out["candidate"] is not None and out["champion"] is not None:
         out["delta"] = out["candidate"] - out["champion"]
         delta = per_model["candidate"]["disp_boot"][name] - per_model["champion"]["disp_boot"][name]
-        out["delta_ci"] = stats.interval(delta, confidence)
+        out["delta_ci"] = stats.basic_interval(out["delta"], delta, confidence, -1, 1)
     return out
 
 

@@ -15,14 +15,26 @@ log = logging.getLogger(__name__)
 MISSING = "(missing)"
 
 
-def group_codes(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str]]:
-    """Integer codes and names of a sensitive column's groups (missing values: a group)."""
+def group_codes(
+    frame: pd.DataFrame, column: str, edges: Any = None
+) -> tuple[np.ndarray, list[str]]:
+    """Integer codes and names of a sensitive column's groups (missing values: a group).
+
+    With ``edges`` a numeric column is cut into bands ``[a, b)`` (values outside: missing).
+    """
     import numpy as np
+    import pandas as pd
 
     if column not in frame.columns:
         shown = ", ".join(map(str, list(frame.columns)[:20]))
         raise DataError(f"sensitive column {column!r} is not in the dataset (columns: {shown})")
-    values = frame[column].astype("string").fillna(MISSING).to_numpy(dtype=object)
+    series = frame[column]
+    if edges is not None:
+        if series.dtype.kind not in "iuf":
+            raise DataError(f"sensitive column {column!r} has bins but is not numeric")
+        labels = [f"[{a:g}, {b:g})" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        series = pd.cut(series, list(edges), right=False, labels=labels)
+    values = series.astype("string").fillna(MISSING).to_numpy(dtype=object)
     names, codes = np.unique(values, return_inverse=True)
     if len(names) < 2:
         raise DataError(

@@ -4,7 +4,8 @@ Every statistic here depends on the rows only through the counts of the cells
 (group, label, candidate prediction[, champion prediction]). Resampling N rows with
 replacement is therefore exactly a multinomial draw of N over those cells with the observed
 cell frequencies: 1,000 resamples of 100,000 rows are 1,000 draws over a few dozen cells.
-With a champion, both models share each draw (a paired bootstrap).
+With a champion, both models share each draw (a paired bootstrap). Per-group rates get
+percentile intervals, disparities basic (reverse-percentile) ones (see basic_interval).
 """
 
 from __future__ import annotations
@@ -86,6 +87,23 @@ def disparities(group_rates: dict[str, np.ndarray], judged: np.ndarray) -> dict[
         "equalized_odds_difference": np.fmax(tpr_diff, fpr_diff),
         "equalized_odds_ratio": np.fmin(tpr_ratio, fpr_ratio),
     }
+
+
+def basic_interval(
+    point: float, draws: np.ndarray, confidence: float, low: float, high: float
+) -> list[float] | None:
+    """Basic (reverse-percentile) interval ``[2p - q_hi, 2p - q_lo]``, clipped to its range.
+
+    Used for disparities: a max-minus-min over groups is biased upward under resampling (the
+    noise of every group widens the spread), and the percentile interval would carry that bias
+    into the gate, failing fair models whose groups are small; the basic interval reflects it.
+    """
+    import math
+
+    quantiles = interval(draws, confidence)
+    if quantiles is None or math.isnan(point):
+        return None
+    return [max(low, 2 * point - quantiles[1]), min(high, 2 * point - quantiles[0])]
 
 
 def interval(draws: np.ndarray, confidence: float) -> list[float] | None:

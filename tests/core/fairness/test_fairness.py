@@ -244,3 +244,18 @@ def test_cli_exit_codes(tmp_path: Path, data: pd.DataFrame, models: dict, cli: A
     write_table(data.assign(label=1), one_class.as_uri())
     out = run("fair", "--data", one_class, "--sensitive", "sex")
     assert out.code == 2 and "single class" in out.err
+
+
+def test_bins_make_bands_and_a_sensitive_model_input_warns(
+    data: pd.DataFrame, models: dict[str, LoadedModel]
+) -> None:
+    frame = data.assign(age=np.random.default_rng(2).integers(18, 80, len(data)))
+    config = FairnessConfig(bootstrap_resamples=200, bins={"age": [18, 40, 60, 120]})
+    result, details = fairness_gate(frame, "label", ("age",), models["fair"], None, config)
+    names = [g["group"] for g in details["columns"]["age"]["groups"]]
+    assert names == ["[18, 40)", "[40, 60)", "[60, 120)"]
+    assert result.verdict == Verdict.PASS
+    with_input = fairness_gate(data, "label", ("female",), models["biased"], None, config)[0]
+    assert any(f.get("kind") == "sensitive_input" for f in with_input.findings)
+    with pytest.raises(ValueError, match="increasing"):
+        FairnessConfig(bins={"age": [60, 18]})
