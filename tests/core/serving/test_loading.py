@@ -193,3 +193,65 @@ def test_rollout_sets_the_shadow_only_on_a_scanned_version(
     assert alias_version(world.client, name, "shadow") == versions[2].candidate.version
     moved = set_shadow(world.settings, name, versions[2].candidate.version)
     assert len(moved["sha256"]) == 64
+
+
+@pytest.mark.slow
+def test_mlsecops_serve_on_uvicorn_answers_guards_logs_and_shuts_down_cleanly(
+    world: World,  # noqa: F811
+    registry: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    """The real command on 127.0.0.1: token, answers, metrics, and the log flushed on exit."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from mlsecops_provider.core.serving.prediction_log import read_prediction_log
+    from mlsecops_provider.core.serving.warmup import WarmupConfig, warmup_gate
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / "log"
+    command = [
+        sys.executable, "-m", "mlsecops_provider.core.cli.main", "serve",
+        "--registered-model", registry["name"], "--public-key", str(world.keys.public_path),
+        "--tracking-uri", world.settings.tracking_uri, "--port", str(port),
+        "--log", str(log), "--token-env", "SERVE_TEST_TOKEN",
+    ]  # fmt: skip
+    env = {**os.environ, "SERVE_TEST_TOKEN": "t0ken"}
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert server.poll() is None, server.stderr.read().decode()  # type: ignore[union-attr]
+            try:
+                if requests.get(f"{base}/health", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        auth = {"Authorization": "Bearer t0ken"}
+        payload = {"dataframe_records": request_rows(3)}
+        assert requests.post(f"{base}/invocations", json=payload, timeout=5).status_code == 401
+        for i in range(30):
+            answer = requests.post(
+                f"{base}/invocations", json=payload, headers={**auth, "X-Request-Id": f"u{i}"},
+                timeout=10,
+            )  # fmt: skip
+            assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "2"
+        metrics = requests.get(f"{base}/metrics", timeout=5).text
+        assert 'mlsecops_serving_requests_total{status="200"} 30.0' in metrics
+        assert 'mlsecops_serving_requests_total{status="401"} 1.0' in metrics
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
+    frame = read_prediction_log(log.as_uri())
+    assert len(frame) == 90 and set(frame["champion_version"]) == {"2"}
+    result = warmup_gate(log.as_uri(), WarmupConfig(min_requests=20))
+    assert result.metrics["mirrored_requests"] + result.metrics["dropped_requests"] == 30
