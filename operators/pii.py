@@ -6,15 +6,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from mlsecops_provider.core.data.datasets import (
-    DatasetRef,
-    dataset_from_xcom,
-    describe,
-    read_table,
-    table_bytes,
-)
+from mlsecops_provider.core.data.datasets import DatasetRef, dataset_from_xcom, describe
 from mlsecops_provider.core.errors import ConfigError
 from mlsecops_provider.core.pii.gate import GATE, Deidentifier, PIIConfig, resolve_key
+from mlsecops_provider.core.pii.io import output_bytes, read_source
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import normalise_uri, sha256_bytes, storage_for
 from mlsecops_provider.core.tracking.lineage import LineageRecorder
@@ -29,10 +24,12 @@ from mlsecops_provider.operators.base import MLSecOpsOperator, fields
 class PIIDeidentifyOperator(MLSecOpsOperator):
     """De-identify PII into a new dataset; the input is never changed.
 
-    Structured PII columns are detected from a sample and transformed whole; free-text
-    columns value by value. The output is scanned again: residual PII above the policy's
-    ``max_residual_rate`` fails the gate ``pii_deidentification`` and nothing is written.
-    The report (evidence store) holds counts, entity types and strategies, never values.
+    Structured PII columns are detected from a random sample and transformed whole; free
+    text value by value. Every cell of the output is scanned again: residual PII above the
+    policy's ``max_residual_rate`` (default 0) fails the gate ``pii_deidentification`` and
+    nothing is written. The output has the input's format, rows and order; columns not
+    transformed are as they were (CSV text as read, Parquet types). The report (evidence
+    store) holds counts, entity types and strategies, never values.
 
     :param dataset: a dataset reference from upstream (``{uri, sha256, ...}``, verified on
         read) or a URI. Templated.
@@ -77,12 +74,14 @@ class PIIDeidentifyOperator(MLSecOpsOperator):
         deidentifier = Deidentifier.prepare(config, self._key(config))
         factory = self.s3_factory
         uri, expected = self._source()
-        frame, ref = read_table(uri, expected, factory)
+        source = read_source(uri, expected, factory)  # CSV as text, Parquet as arrow
+        ref = source.ref
         self.log.info("Verified %s (sha256 %s, %d rows)", ref.uri, ref.sha256, ref.rows)
-        outcome = deidentifier.run(frame, {"input": f"sha256:{ref.sha256}"})
+        outcome = deidentifier.run(source.frame, {"input": f"sha256:{ref.sha256}"})
         key = run_key(context)
-        target = settings.run_artifact_uri(key.dag_id, key.run_id, "data", "deidentified.parquet")
-        data = table_bytes(outcome.frame, "parquet")
+        name = f"deidentified.{source.format}"  # the input's format: columns kept as they were
+        target = settings.run_artifact_uri(key.dag_id, key.run_id, "data", name)
+        data = output_bytes(source, outcome)
         result = replace(
             outcome.result,
             subjects={**outcome.result.subjects, "output": f"sha256:{sha256_bytes(data)}"},
@@ -90,7 +89,7 @@ class PIIDeidentifyOperator(MLSecOpsOperator):
         output: DatasetRef | None = None
         if not result.verdict.blocks:  # a failed gate publishes no dataset
             storage_for(target, factory).write_bytes(target, data)
-            output = describe(target, data, outcome.frame, "parquet")
+            output = describe(target, data, outcome.frame, source.format)
             lineage = LineageRecorder(settings)
             lineage.log_dataset(
                 lineage.run_for(key),

@@ -27,7 +27,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("input", metavar="IN", help="dataset path or URI (Parquet or CSV)")
     parser.add_argument(
-        "output", metavar="OUT", help="output path or URI (.csv: CSV, else Parquet)"
+        "output",
+        metavar="OUT",
+        help="output path or URI (.csv: CSV, else Parquet); untransformed columns are kept "
+        "as they were (CSV text as read, Parquet types and schema)",
     )
     contract.add_label(parser, what="passed through untouched and unscanned")
     contract.add_policy(parser)
@@ -40,9 +43,9 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from mlsecops_provider.core.data.datasets import read_table, table_bytes
     from mlsecops_provider.core.errors import ConfigError
     from mlsecops_provider.core.pii.gate import Deidentifier, PIIConfig, resolve_key
+    from mlsecops_provider.core.pii.io import output_bytes, read_source
     from mlsecops_provider.core.storage import normalise_uri, sha256_bytes, storage_for
 
     source, target = normalise_uri(args.input), normalise_uri(args.output)
@@ -53,10 +56,10 @@ def handle(args: argparse.Namespace) -> int:
     if args.label:
         config = replace(config, exclude_columns=(*config.exclude_columns, args.label))
     deidentifier = Deidentifier.prepare(config, resolve_key(config, args.key_env))
-    frame, ref = read_table(source)
-    contract.check_columns({"--label": [args.label]}, frame, where="IN")
-    outcome = deidentifier.run(frame, {"input": f"sha256:{ref.sha256}"})
-    data = table_bytes(outcome.frame, "csv" if target.lower().endswith(".csv") else "parquet")
+    read = read_source(source)  # CSV as text: untransformed columns are written back as read
+    contract.check_columns({"--label": [args.label]}, read.frame, where="IN")
+    outcome = deidentifier.run(read.frame, {"input": f"sha256:{read.ref.sha256}"})
+    data = output_bytes(read, outcome, "csv" if target.lower().endswith(".csv") else "parquet")
     result = replace(
         outcome.result,
         subjects={**outcome.result.subjects, "output": f"sha256:{sha256_bytes(data)}"},
@@ -82,7 +85,7 @@ def _print_text(result: dict[str, Any], details: dict[str, Any], written: str | 
     )
     for column, strategy in details["strategies"].items():
         print(f"  {column}: {strategy}")
-    for finding in result["findings"][:FINDINGS_SHOWN]:
+    for finding in [f for f in result["findings"] if f["kind"] == "residual"][:FINDINGS_SHOWN]:
         print(
             f"  residual {finding['severity']:<4} {finding['column']}: "
             f"{finding['rows_with_pii']}/{finding['rows_scanned']} rows {finding['entity_types']}"
