@@ -7,6 +7,9 @@ DAGs the user may read (runs and XComs) are shown; naming another DAG is 403. Ro
   ``verdict`` and ``runs`` filter them);
 - ``GET /run?dag_id=&run_id=[&task_id=]`` — one run with all findings and report details;
 - ``GET /api/gates?dag_id=&run_id=&task_id=&verdict=&runs=`` — the same data as JSON;
+- ``GET /models`` and ``GET /api/models[?refresh=1]`` — the model inventory: models registered
+  by DAGs the user may read, each alias re-checked with verify-promotion (see
+  :mod:`mlsecops_provider.plugins.inventory`);
 - ``GET /evidence?uri=&sha256=`` — one evidence file, served only after its digest matched,
   and only from the configured evidence store, in the folder of a DAG the user may read.
 """
@@ -28,7 +31,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mlsecops_provider.core.errors import DigestMismatchError, NotFoundError, StorageError
 from mlsecops_provider.core.evidence import EvidenceStore
 from mlsecops_provider.core.settings import Settings
-from mlsecops_provider.plugins import gate_data, gate_pages, run_details, run_pages
+from mlsecops_provider.plugins import (
+    gate_data,
+    gate_pages,
+    inventory,
+    models_pages,
+    run_details,
+    run_pages,
+)
 
 log = logging.getLogger(__name__)
 SHA256 = re.compile(r"(sha256:)?[0-9a-f]{64}")
@@ -228,6 +238,56 @@ def api_gates(
             data["decision"] = decision.to_dict() if decision else None
             data["comparisons"] = run_details.comparisons(view)
     return {"runs": listed}
+
+
+def _inventory(
+    user: Any, session: Any, store: EvidenceStore, refresh: bool
+) -> tuple[list[inventory.ModelView], str]:
+    """The models this user may see, with last runs, alerts and audit entries."""
+    from mlflow import MlflowClient
+
+    from mlsecops_provider.core.promotion.audit_log import AuditLog, default_log_uri
+
+    settings = Settings.from_env()
+    client = MlflowClient(settings.tracking_uri, settings.registry_uri)
+    allowed: dict[str, bool] = {}
+
+    def may_read(dag_id: str) -> bool:
+        if dag_id not in allowed:
+            allowed[dag_id] = may_read_dag(user, dag_id, _team(dag_id))
+        return allowed[dag_id]
+
+    models = inventory.list_models(client, may_read, refresh=refresh)
+    for model in models:
+        newest = next((v for v in model.versions if v.run_id), None)
+        run_id = newest.run_id if newest else None
+        found = _collect(session, store, {model.dag_id}, run_id=run_id) if run_id else []
+        latest = _collect(session, store, {model.dag_id}, per_dag=1)
+        model.last_run = found[0] if found else (latest[0] if latest else None)
+        model.alerts = inventory.alerts(model.last_run)
+        if latest and model.last_run is not None and latest[0].run_id != model.last_run.run_id:
+            more = inventory.alerts(latest[0])
+            model.alerts += [f"latest run {latest[0].run_id}: {a}" for a in more]
+    report = AuditLog(default_log_uri(store.root_uri), s3_factory()).verify()
+    for model in models:
+        model.audit = inventory.audit_entries(report.entries, model.name)
+    return models, "" if report.ok else f"chain broken: {report.problem}"
+
+
+@router.get("/models", response_class=HTMLResponse, summary="Model inventory")
+def models_page(
+    user: GetUserDep, session: SessionDep, store: StoreDep, refresh: bool = False
+) -> HTMLResponse:
+    models, problem = _inventory(user, session, store, refresh)
+    return _html(models_pages.render_models(models, user.get_name(), problem))
+
+
+@router.get("/api/models", summary="Model inventory as JSON")
+def api_models(
+    user: GetUserDep, session: SessionDep, store: StoreDep, refresh: bool = False
+) -> dict[str, Any]:
+    models, problem = _inventory(user, session, store, refresh)
+    return {"models": [m.to_dict() for m in models], "audit_log_problem": problem or None}
 
 
 @router.get("/evidence", summary="One evidence file, digest verified")

@@ -30,6 +30,12 @@ _BADGE = {
     "unreadable": "bad",
     "unverified": "warn",
     "verified": "ok",
+    "not verified": "bad",
+    "promoted": "ok",
+    "refused": "bad",
+    "promotion": "ok",
+    "refusal": "bad",
+    "rollback": "warn",
     "success": "ok",
     "failed": "bad",
     "upstream_failed": "bad",
@@ -138,7 +144,8 @@ def render_overview(
     user: str | None,
 ) -> str:
     """``GET /mlsecops/``: the latest runs of each DAG with their gates."""
-    body = _filters(sorted(dag_ids), dag_filter, verdict_filter)
+    body = '<p><a href="models">Model inventory</a></p>'
+    body += _filters(sorted(dag_ids), dag_filter, verdict_filter)
     if not runs:
         body += '<p class="empty">No gate results to show.</p>'
     for run in runs:

@@ -3,8 +3,9 @@
 - ``operator_extra_links``: *Evidence report* on every gate task;
 - ``fastapi_apps``: the gate review app at ``/mlsecops`` (pages and JSON, behind Airflow's
   auth manager; see :mod:`mlsecops_provider.plugins.gate_api`);
-- ``external_views``: "Security gates" under *Browse*, and a "Security gates" tab on each
-  DAG, DAG run and task instance, which frames the matching page of that app.
+- ``external_views``: "Security gates" and "Model inventory" under *Browse*, and a
+  "Security gates" tab on each DAG, DAG run and task instance, which frames the matching
+  page of that app.
 
 Airflow loads plugins in every task process too, so the FastAPI app (and Airflow's API
 modules it needs) is built on the first request, not at import.
@@ -51,6 +52,7 @@ class MLSecOpsPlugin(AirflowPlugin):
     fastapi_apps = [{"app": GateReviewApp(), "url_prefix": URL_PREFIX, "name": "MLSecOps gates"}]
     external_views = [
         _view("Security gates", "/", "nav", "mlsecops-gates", category="browse"),
+        _view("Model inventory", "/models", "nav", "mlsecops-models", category="browse"),
         _view("Security gates", "/?dag_id={DAG_ID}", "dag", "mlsecops-dag-gates"),
         _view(
             "Security gates",

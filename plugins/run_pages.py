@@ -99,7 +99,7 @@ def _signature_facts(decision: Decision) -> str:
     facts = f"<dt>Signed by key</dt><dd>{key}</dd>"
     if record:
         link = href("evidence", uri=record.get("uri"), sha256=record.get("sha256"))
-        status = esc(record.get("status"))
+        status = "" if record.get("status") == "verified" else esc(record.get("status"))
         problem = f" — {esc(record['problem'])}" if record.get("problem") else ""
         facts += (
             f'<dt>Signed record</dt><dd><a href="{link}">promotion.dsse.json</a> '

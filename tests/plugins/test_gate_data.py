@@ -98,7 +98,9 @@ def test_plugin_registers_app_views_and_links() -> None:
     views = {v["destination"]: v for v in plugin.external_views}
     assert set(views) == {"nav", "dag", "dag_run", "task_instance"}
     assert views["dag_run"]["href"] == "/mlsecops/run?dag_id={DAG_ID}&run_id={RUN_ID}"
-    assert len({v["url_route"] for v in plugin.external_views}) == 4
+    assert len({v["url_route"] for v in plugin.external_views}) == 5
+    nav = {v["href"] for v in plugin.external_views if v["destination"] == "nav"}
+    assert nav == {"/mlsecops/", "/mlsecops/models"}
     apps, _ = plugins_manager.get_fastapi_plugins()
     assert any(a["url_prefix"] == "/mlsecops" for a in apps)  # loaded through the entry point
 
