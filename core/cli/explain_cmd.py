@@ -8,12 +8,11 @@ or the model cannot be explained (fail closed). Model URIs as for ``mlsecops sha
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 from typing import Any
 
-from mlsecops_provider.core.cli.main import EXIT_FAIL, EXIT_PASS
+from mlsecops_provider.core.cli import contract
 
 SHOWN = 10
 
@@ -29,9 +28,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--model", required=True, metavar="URI", help="candidate model URI")
     parser.add_argument("--baseline", metavar="URI", help="champion model URI (omit: none)")
     parser.add_argument("--data", required=True, metavar="FILE", help="dataset path or URI")
-    parser.add_argument("--label", required=True, metavar="COL", help="label column")
-    parser.add_argument("--policy", metavar="FILE", help="policy YAML (default: shipped policy)")
-    parser.add_argument("--report", metavar="FILE", help="write the full JSON report here")
+    contract.add_label(parser, required=True)
+    contract.add_policy(parser)
+    contract.add_report(parser)
+    contract.add_json(parser)
     parser.add_argument("--html", metavar="FILE", help="write the HTML page (with the SVG) here")
     parser.add_argument("--svg", metavar="FILE", help="write the importance bars (SVG) here")
     parser.add_argument(
@@ -45,15 +45,15 @@ def handle(args: argparse.Namespace) -> int:
     from mlsecops_provider.core.explain.config import ExplainConfig
     from mlsecops_provider.core.explain.gate import explain_gate
     from mlsecops_provider.core.explain.report import render_html, render_svg
-    from mlsecops_provider.core.policy import load_policy
     from mlsecops_provider.core.settings import Settings
     from mlsecops_provider.core.shadow.models import load_pair
     from mlsecops_provider.core.storage import normalise_uri
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    config = ExplainConfig.from_policy(load_policy(args.policy))
+    config = ExplainConfig.from_policy(contract.load_cli_policy(args.policy))
     forbid = tuple(c.strip() for c in args.forbid.split(",") if c.strip())
     settings = Settings.from_env()
+    contract.check_tracking_uri(settings.tracking_uri)
     frame, data_ref = read_table(normalise_uri(args.data))
     with tempfile.TemporaryDirectory(prefix="mlsecops-explain-") as workdir:
         candidate, champion = load_pair(
@@ -68,21 +68,18 @@ def handle(args: argparse.Namespace) -> int:
         write(args.html, render_html(result, details).encode(), "text/html")
     if args.svg:
         write(args.svg, render_svg(details).encode(), "image/svg+xml")
-    if args.report:
-        lifted = ("importance", "champion_importance", "drift", "forbidden", "drop_candidates")
-        report = {"result": result.to_dict(), "details": details}
-        report.update({key: details[key] for key in lifted})
-        write(args.report, json.dumps(report, indent=2, sort_keys=True, default=str).encode(),
-              "application/json")  # fmt: skip
-    _print(result.to_dict(), details)
-    return EXIT_FAIL if result.verdict.blocks else EXIT_PASS
+    lifted = ("importance", "champion_importance", "drift", "forbidden", "drop_candidates")
+    extra = {key: details[key] for key in lifted}
+    contract.write_report(args.report, contract.gate_report(result, details, **extra))
+    if args.json:
+        contract.print_summary(result)
+    else:
+        _print(result.to_dict(), details)
+    return contract.exit_code(result.verdict)
 
 
 def write(target: str, data: bytes, content_type: str) -> None:
-    from mlsecops_provider.core.storage import normalise_uri, storage_for
-
-    uri = normalise_uri(target)
-    storage_for(uri).write_bytes(uri, data, content_type)
+    contract.write_output(target, data, content_type)
 
 
 def _print(result: dict[str, Any], details: dict[str, Any]) -> None:

@@ -9,12 +9,11 @@ evaluation copy joined by ``--row-key`` (see :mod:`mlsecops_provider.core.fairne
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 from typing import Any
 
-from mlsecops_provider.core.cli.main import EXIT_FAIL, EXIT_PASS
+from mlsecops_provider.core.cli import contract
 
 SHOWN = ("equalized_odds_difference", "demographic_parity_difference")
 
@@ -30,12 +29,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--model", required=True, metavar="URI", help="candidate model URI")
     parser.add_argument("--baseline", metavar="URI", help="champion model URI (omit: none)")
     parser.add_argument("--data", required=True, metavar="FILE", help="dataset path or URI")
-    parser.add_argument("--label", required=True, metavar="COL", help="label column")
+    contract.add_label(parser, required=True)
     parser.add_argument("--sensitive", required=True, metavar="COL[,COL...]")
     parser.add_argument("--sensitive-data", metavar="FILE", help="separate evaluation copy")
     parser.add_argument("--row-key", metavar="COL", help="join key of --sensitive-data")
-    parser.add_argument("--policy", metavar="FILE", help="policy YAML (default: shipped policy)")
-    parser.add_argument("--report", metavar="FILE", help="write the full JSON report here")
+    contract.add_policy(parser)
+    contract.add_report(parser)
+    contract.add_json(parser)
     parser.add_argument("--svg", metavar="FILE", help="write the per-group picture (SVG) here")
     parser.set_defaults(handler=handle)
 
@@ -48,15 +48,15 @@ def handle(args: argparse.Namespace) -> int:
     from mlsecops_provider.core.fairness.gate import fairness_gate
     from mlsecops_provider.core.fairness.report import render_svg
     from mlsecops_provider.core.fairness.sensitive import join_sensitive
-    from mlsecops_provider.core.policy import load_policy
     from mlsecops_provider.core.settings import Settings
     from mlsecops_provider.core.shadow.models import load_pair
     from mlsecops_provider.core.storage import normalise_uri
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    config = FairnessConfig.from_policy(load_policy(args.policy))
+    config = FairnessConfig.from_policy(contract.load_cli_policy(args.policy))
     columns = tuple(c.strip() for c in args.sensitive.split(",") if c.strip())
     settings = Settings.from_env()
+    contract.check_tracking_uri(settings.tracking_uri)
     frame, data_ref = read_table(normalise_uri(args.data))
     subjects = {"data": f"sha256:{data_ref.sha256}"}
     if args.sensitive_data:
@@ -76,12 +76,12 @@ def handle(args: argparse.Namespace) -> int:
     details["data"] = data_ref.to_dict()
     if args.svg:
         write(args.svg, render_svg(details).encode(), "image/svg+xml")
-    if args.report:
-        report = {"result": result.to_dict(), "details": details}
-        write(args.report, json.dumps(report, indent=2, sort_keys=True, default=str).encode(),
-              "application/json")  # fmt: skip
-    _print(result.to_dict(), details)
-    return EXIT_FAIL if result.verdict.blocks else EXIT_PASS
+    contract.write_report(args.report, contract.gate_report(result, details))
+    if args.json:
+        contract.print_summary(result)
+    else:
+        _print(result.to_dict(), details)
+    return contract.exit_code(result.verdict)
 
 
 def _print(result: dict[str, Any], details: dict[str, Any]) -> None:
