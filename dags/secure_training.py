@@ -21,6 +21,8 @@ from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, P
 
 from mlsecops_provider.core.settings import mlsecops_home
 from mlsecops_provider.operators.dependency_audit import DependencyAuditOperator
+from mlsecops_provider.operators.explainability import ExplainabilityOperator
+from mlsecops_provider.operators.fairness import FairnessOperator
 from mlsecops_provider.operators.ingest import DatasetIngestOperator
 from mlsecops_provider.operators.model_scan import ModelScanOperator
 from mlsecops_provider.operators.pii import PIIDeidentifyOperator
@@ -129,6 +131,25 @@ with DAG(
         policy_path=POLICY_PATH,
         aws_conn_id=AWS_CONN_ID,
     )
+    # what drives the candidate (vs the champion), and for whom it fails (groups from the
+    # policy's gates.fairness: region and age bands of the holdout rows)
+    explain = ExplainabilityOperator(
+        task_id="explainability",
+        candidate=train.output,
+        dataset=train.output["holdout"],
+        label_column=LABEL,
+        policy_path=POLICY_PATH,
+        aws_conn_id=AWS_CONN_ID,
+    )
+    fairness = FairnessOperator(
+        task_id="fairness",
+        candidate=train.output,
+        dataset=train.output["holdout"],
+        label_column=LABEL,
+        policy_path=POLICY_PATH,
+        aws_conn_id=AWS_CONN_ID,
+    )
+    scan >> [explain, fairness]  # a model is loaded only after its scan passed
     register = RegisterModelOperator(
         task_id="register_model", model=train.output, gate_results=[scan.output, shadow.output]
     )
@@ -136,6 +157,7 @@ with DAG(
         task_id="audit_dependencies", policy_path=POLICY_PATH, aws_conn_id=AWS_CONN_ID
     )
     gates = [validate.output, deidentify.output["gate"], scan.output, shadow.output, audit.output]
+    gates += [explain.output, fairness.output]
     provenance = ProvenanceOperator(
         task_id="provenance",
         model=register.output,
