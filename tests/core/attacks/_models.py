@@ -51,6 +51,7 @@ def save(model: Any, path: Path) -> str:
     import mlflow
 
     mlflow.sklearn.save_model(
-        model, str(path), serialization_format="skops", pip_requirements=["scikit-learn"]
-    )
+        model, str(path), serialization_format="skops", pip_requirements=["scikit-learn"],
+        skops_trusted_types=["sklearn.tree._tree.Tree"],  # our own trees
+    )  # fmt: skip
     return str(path)
