@@ -33,6 +33,7 @@ from mlsecops_provider.core.scan.formats import (
     zip_entries,
     zip_member,
 )
+from mlsecops_provider.core.scan.handlers import ExtraFormats
 from mlsecops_provider.core.scan.keras import keras_findings, looks_like_config
 from mlsecops_provider.core.scan.pickle.allowlist import DEFAULT_ALLOWLIST, Allowlist
 from mlsecops_provider.core.scan.pickle.scanner import scan_pickles
@@ -52,7 +53,7 @@ class ScanOutcome:
     bytes_total: int = 0
 
 
-class ContentScanner:
+class ContentScanner(ExtraFormats):
     """Dispatches each blob to the validator for the format its bytes show."""
 
     def __init__(
@@ -61,13 +62,13 @@ class ContentScanner:
         self.allow, self.limit, self.max_nesting = allow, limit, max_nesting
         self.out = ScanOutcome()
         self.paths: dict[str, Path] = {}  # source -> file on disk (scan_content only)
-        self.external: set[str] = set()  # files holding ONNX external data
+        self.companions: dict[str, str] = {}  # data files a validated model names -> format
         self.handlers: dict[str, Callable[[Blob, str, int], None]] = {
             "empty": lambda b, s, d: self.ok(s, "empty"),
             "zip": self.scan_zip, "npy": self.scan_npy, "pickle": self.scan_pickle,
             "pickle_candidate": self.scan_candidate, "safetensors": self.scan_safetensors,
             "json": self.scan_text, "text": self.scan_text, "hdf5": self.scan_hdf5,
-            "onnx": self.scan_onnx,
+            "onnx": self.scan_protobuf, "tar": self.scan_tar, "gguf": self.scan_gguf,
         }  # fmt: skip
         for name in COMPRESSED:
             self.handlers[name] = self.scan_compressed
@@ -250,20 +251,8 @@ class ContentScanner:
             return self.error(source, "onnx", report.error)
         for problem in report.problems:
             self.flag(source, "high", problem)
-        self.external |= report.external_files
+        self.companions.update(dict.fromkeys(report.external_files, "onnx_external_data"))
         self.ok(source, "onnx")
-
-    def accept_external_data(self) -> None:
-        """Files an ONNX model stores tensors in are raw data, not unknown formats."""
-        for source in self.external:
-            unknown = [
-                f for f in self.out.findings
-                if f.file == source and f.severity == ERROR and f.reason.startswith("unrecognised")
-            ]  # fmt: skip
-            if unknown or source not in self.out.formats:
-                self.out.findings = [f for f in self.out.findings if f not in unknown]
-                self.out.formats[source] = "onnx_external_data"
-                self.out.validated.add(source)
 
 
 def _zip_kind(names: set[str], storage: tuple[str, ...]) -> str:
@@ -327,7 +316,7 @@ def scan_content(root: Path, scanner: ContentScanner, digest: bool = True) -> Sc
                 scanner.scan_blob(blob, source)
         except OSError as err:
             scanner.error(source, "unreadable", f"cannot read ({err.strerror})")
-    scanner.accept_external_data()
+    scanner.accept_companions(lambda source: scanner.paths[source].read_bytes())
     return scanner.out
 
 

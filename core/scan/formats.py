@@ -140,14 +140,14 @@ def detect_format(blob: Blob) -> str:
     magic = _magic_format(head)
     if magic:
         return magic
+    if is_tar_header(head):
+        return "tar"  # ustar, GNU and old V7 headers (no magic): the checksum decides
     if _looks_like_safetensors(blob, head):
         return "safetensors"
     if head[0] == 0x80 and len(head) > 1 and head[1] <= 5:
         return "pickle"
     if head[0] == 0x08 and len(head) > 2 and head[2] in b"\x12\x1a\x22\x28\x32\x3a\x42":
         return "onnx"
-    if len(head) > 262 and head[257:262] == b"ustar":
-        return "tar"
     if head[0] in _PICKLE_OPCODES:
         return "pickle_candidate"  # protocol 0/1, or text that starts like one
     if _is_text(head[:512], partial=blob.size > 512):
@@ -160,6 +160,7 @@ def _magic_format(head: bytes) -> str | None:
         (b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"\x93NUMPY", "npy"),
         (b"\x89HDF\r\n\x1a\n", "hdf5"), (b"\x1f\x8b", "gzip"), (b"BZh", "bz2"),
         (b"\xfd7zXZ\x00", "xz"), (b"]\x00\x00", "lzma"), (b"\x04\x22\x4d\x18", "lz4"),
+        (b"GGUF", "gguf"),
     )  # fmt: skip
     for prefix, name in checks:
         if head.startswith(prefix):
@@ -167,6 +168,19 @@ def _magic_format(head: bytes) -> str | None:
     if len(head) > 1 and head[0] == 0x78 and (head[0] << 8 | head[1]) % 31 == 0:
         return "zlib"
     return None
+
+
+def is_tar_header(head: bytes) -> bool:
+    """A tar header whose checksum is right (signed or unsigned sum, as tarfile accepts)."""
+    if len(head) < 512 or not head[0]:
+        return False
+    try:
+        stored = int(head[148:156].replace(b"\0", b" ").strip() or b"-1", 8)
+    except ValueError:
+        return False
+    unsigned = sum(head[:148]) + 256 + sum(head[156:512])
+    signed = unsigned - 256 * sum(b >= 128 for b in head[:148] + head[156:512])
+    return stored in (unsigned, signed)
 
 
 def _looks_like_safetensors(blob: Blob, head: bytes) -> bool:

@@ -632,3 +632,125 @@ def onnx_external_model(location: str = "weights.bin", offset: int = 0) -> tuple
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     return model.SerializeToString(), weights.tobytes()
+
+
+# --- legacy torch tar, GGUF, TensorFlow SavedModel (bytes written by hand) --------------------
+def v7_tar(members: dict[str, bytes]) -> bytes:
+    """An old V7 tar (no ustar magic), as early torch.save wrote through tarfile."""
+    out = b""
+    for name, data in members.items():
+        header = bytearray(512)
+        fields = (
+            (0, name.encode()),
+            (100, b"0000644\0"),
+            (108, b"0000000\0"),
+            (116, b"0000000\0"),
+            (124, b"%011o\0" % len(data)),
+            (136, b"00000000000\0"),
+        )
+        for offset, value in fields:  # fmt: skip
+            header[offset : offset + len(value)] = value
+        header[148:156] = b" " * 8
+        header[156:157] = b"0"
+        header[148:156] = b"%06o\0 " % sum(header)
+        out += bytes(header) + data + bytes(-len(data) % 512)
+    return out + bytes(1024)
+
+
+def ustar(members: dict[str, bytes]) -> bytes:
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def torch_tar_members(
+    main: bytes | None = None, storage_args: bytes | None = None
+) -> dict[str, bytes]:
+    """sys_info, pickle, storages, tensors as torch's legacy tar checkpoint holds them."""
+    sys_info = pickle.dumps({"protocol_version": 1001, "little_endian": True}, 2)
+    args = storage_args or (P2 + tup(ustr("0"), ustr("cpu"), glob("torch", "FloatStorage")) + STOP)
+    storages = (pickle.dumps(1, 2) + args + struct.pack("<q", 4) + bytes(16)
+                + pickle.dumps([], 2))  # fmt: skip
+    tensor = P2 + tup(ustr("t0"), ustr("0"), glob("torch", "FloatTensor")) + STOP
+    dims = struct.pack("<i", 1) + bytes(4) + struct.pack("<qqq", 4, 1, 0)
+    main = main or (P2 + call(glob("collections", "OrderedDict")) + ustr("w") + ustr("t0")
+                    + b"Qs" + STOP)  # fmt: skip
+    return {"sys_info": sys_info, "pickle": main, "storages": storages,
+            "tensors": pickle.dumps(1, 2) + tensor + dims}  # fmt: skip
+
+
+def gguf_file(template: str | None, extra: dict[str, str] | None = None) -> bytes:
+    """A GGUF v3 file: string metadata (architecture, chat template) and one F32 tensor."""
+
+    def text(value: str) -> bytes:
+        data = value.encode()
+        return struct.pack("<Q", len(data)) + data
+
+    meta = {"general.architecture": "llama", **(extra or {})}
+    if template is not None:
+        meta["tokenizer.chat_template"] = template
+    body = b"".join(text(k) + struct.pack("<I", 8) + text(v) for k, v in meta.items())
+    tensor = text("w") + struct.pack("<IQIQ", 1, 8, 0, 0)
+    head = b"GGUF" + struct.pack("<IQQ", 3, 1, len(meta)) + body + tensor
+    return head + bytes(-len(head) % 32) + bytes(32)
+
+
+CHATML = (
+    "{% for message in messages %}{% if message['role'] not in ['system', 'user', 'assistant'] %}"
+    "{{ raise_exception('bad role') }}{% endif %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] | trim + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+LLAMA_DRAMA = (  # the CVE-2024-34359 payload shape
+    "{% for x in ().__class__.__base__.__subclasses__() %}{% if 'warning' in x.__name__ %}"
+    "{{ x()._module.__builtins__['__import__']('os').popen('echo pwned').read() }}"
+    "{% endif %}{% endfor %}"
+)
+ATTR_FILTER = "{{ (()|attr('__class__')|attr('__base__')|attr('__subclasses__'))() }}"
+
+
+def proto(number: int, value: bytes | int | str) -> bytes:
+    """One protobuf field: varint for ints, length-delimited for bytes/str."""
+
+    def varint(n: int) -> bytes:
+        out = b""
+        while True:
+            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+            n >>= 7
+            if not n:
+                return out
+
+    if isinstance(value, int):
+        return varint(number << 3) + varint(value)
+    data = value.encode() if isinstance(value, str) else value
+    return varint(number << 3 | 2) + varint(len(data)) + data
+
+
+def saved_model(graph_ops: list[str], functions: dict[str, list[str]]) -> bytes:
+    """saved_model.pb: SavedModel{1: 1, 2: MetaGraphDef{2: GraphDef{1: nodes, 2: library}}}."""
+    nodes = b"".join(proto(1, proto(1, f"n{i}") + proto(2, op)) for i, op in enumerate(graph_ops))
+    library = b"".join(
+        proto(1, proto(1, proto(1, name)) + b"".join(proto(3, proto(1, op) + proto(2, op))
+                                                    for op in ops))
+        for name, ops in functions.items()
+    )  # fmt: skip
+    meta = proto(1, proto(4, "serve")) + proto(2, nodes + proto(2, library))
+    return proto(1, 1) + proto(2, meta)
+
+
+def saved_model_dir(graph_ops: list[str], functions: dict[str, list[str]]) -> dict[str, bytes]:
+    save = {"__inference__traced_save_42": ["StringJoin", "ShardedFilename", "SaveV2",
+                                            "MergeV2Checkpoints"],
+            "__inference__traced_restore_57": ["RestoreV2", "AssignVariableOp"]}  # fmt: skip
+    return {
+        "saved_model.pb": saved_model(graph_ops, {**save, **functions}),
+        "fingerprint.pb": proto(1, 123456789) + proto(2, 42) + proto(5, proto(1, 1)),
+        "variables/variables.index": b"\x00" * 40 + bytes.fromhex("57fb808b247547db"),
+        "variables/variables.data-00000-of-00001": struct.pack("<8f", *range(8)),
+    }
