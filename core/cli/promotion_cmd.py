@@ -133,6 +133,8 @@ def run_audit_verify(args: argparse.Namespace) -> int:
     from mlsecops_provider.core.promotion.verify import registry_anchors
 
     uri = _log_uri(args.log)
+    if args.tracking_uri and not args.no_registry:
+        check_tracking_uri(args.tracking_uri)  # an explicit registry must be usable
     anchors = [] if args.no_registry else registry_anchors(uri, args.tracking_uri)
     report = AuditLog(uri).verify(anchors)
     if not report.ok:

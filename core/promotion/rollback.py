@@ -24,6 +24,7 @@ from mlsecops_provider.core.promotion.record import (
 from mlsecops_provider.core.promotion.signing import PublicKey
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import S3ClientFactory
+from mlsecops_provider.core.tracking.lineage import check_tracking_reachable
 from mlsecops_provider.core.tracking.registry import CHAMPION, alias_version
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ def rollback(
     """Move ``alias`` back to ``previous_alias`` if that version's signed record verifies."""
     from mlflow import MlflowClient
 
+    check_tracking_reachable(settings.tracking_uri)  # one line now, not minutes of retries
     client = MlflowClient(settings.tracking_uri, settings.registry_uri)
     name = registered_model
     current = alias_version(client, name, alias)
