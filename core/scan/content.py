@@ -62,6 +62,7 @@ class ContentScanner(ExtraFormats):
         self.allow, self.limit, self.max_nesting = allow, limit, max_nesting
         self.out = ScanOutcome()
         self.paths: dict[str, Path] = {}  # source -> file on disk (scan_content only)
+        self.inflated = 0
         self.companions: dict[str, str] = {}  # data files a validated model names -> format
         self.handlers: dict[str, Callable[[Blob, str, int], None]] = {
             "empty": lambda b, s, d: self.ok(s, "empty"),
@@ -72,6 +73,13 @@ class ContentScanner(ExtraFormats):
         }  # fmt: skip
         for name in COMPRESSED:
             self.handlers[name] = self.scan_compressed
+
+    def inflate(self, size: int) -> None:
+        """Count decompressed bytes against the limit for the whole scan (overlapping zip
+        entries and many small bombs add up); raise ValueError past it."""
+        self.inflated += size
+        if self.inflated > self.limit:
+            raise ValueError(f"decompressed data of the scan exceeds {self.limit} bytes in total")
 
     def ok(self, source: str, fmt: str) -> None:
         self.out.formats.setdefault(source, fmt)
@@ -151,6 +159,7 @@ class ContentScanner(ExtraFormats):
             return self.error(source, fmt, f"{fmt} nested deeper than {self.max_nesting}")
         try:
             inner = Blob(decompress(blob, fmt, self.limit))
+            self.inflate(inner.size)
         except ValueError as err:
             if fmt == "zlib" and check_text(blob) is None:  # text that starts like 'x^'
                 return self.ok(source, "text")
@@ -182,6 +191,8 @@ class ContentScanner(ExtraFormats):
             self.flag(member, "high", "encryption flag set: zipfile refuses it, torch reads it")
         try:
             data, note = zip_member(blob, entry, self.limit)
+            if entry.compress_type:
+                self.inflate(data.size)
         except ValueError as err:
             return self.error(member, "zip member", f"cannot read member: {err}")
         if note:
@@ -197,6 +208,8 @@ class ContentScanner(ExtraFormats):
         """Skops schemas, and Keras model configs (any JSON shaped like one when not strict)."""
         try:
             config = json.loads(blob.tobytes())
+        except RecursionError:
+            return self.error(source, kind, f"{kind} JSON nested too deeply to check")
         except ValueError as err:
             if strict:
                 self.error(source, kind, f"{kind} config is not valid JSON ({err})")

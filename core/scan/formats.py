@@ -46,6 +46,8 @@ class Finding:
     scanner: str = "mlsecops"
 
     def __post_init__(self) -> None:
+        reason = " ".join(str(self.reason).split())  # one line, whatever a library raised
+        object.__setattr__(self, "reason", reason if len(reason) <= 600 else reason[:599] + "…")
         if self.severity not in (*SEVERITIES, ERROR):
             raise ValueError(f"finding severity {self.severity!r} is not one of {SEVERITIES}")
 

@@ -45,6 +45,8 @@ class ModelScanConfig:
         code (MLflow's own loaders).
     :param allowed_code_digests: custom code of MLflow models allowed by digest (the finding
         names the digest of the model's custom code).
+    :param use_fickling: also ask fickling about top-level pickles (only its overtly
+        malicious verdicts count; see :mod:`fickling_opinion`).
     """
 
     fail_on_severity: str = "high"
@@ -55,6 +57,7 @@ class ModelScanConfig:
     mlflow_flavors: tuple[str, ...] = DEFAULT_FLAVORS
     mlflow_loader_modules: tuple[str, ...] = DEFAULT_LOADERS
     allowed_code_digests: tuple[str, ...] = ()
+    use_fickling: bool = False
 
     def __post_init__(self) -> None:
         if self.fail_on_severity not in SEVERITIES:
@@ -75,6 +78,24 @@ class ModelScanConfig:
 
 
 # --- modelscan ------------------------------------------------------------------------------
+def modelscan_settings() -> dict[str, Any]:
+    """modelscan's defaults without its ``.npy`` scanner.
+
+    modelscan 0.8.8's ``NumpyUnsafeOpScan`` calls ``numpy.lib.format._check_version``, which
+    numpy 2.4 removed: it logs an ``[error]`` line for every ``.npy`` (also inside ``.npz``)
+    and reports a scan error. With it disabled modelscan reports those files as skipped,
+    and :func:`merge_modelscan` requires our scanner to have validated each of them (header,
+    size, and the pickle of object arrays), else the gate is ``error``.
+    """
+    import copy
+
+    from modelscan.settings import DEFAULT_SETTINGS
+
+    settings = copy.deepcopy(DEFAULT_SETTINGS)
+    settings["scanners"]["modelscan.scanners.NumpyUnsafeOpScan"]["enabled"] = False
+    return settings
+
+
 def run_modelscan(path: Path) -> tuple[dict[str, Any] | None, str, str | None]:
     """Run modelscan; return (its report or None, its version, why it failed or None)."""
     try:
@@ -83,7 +104,7 @@ def run_modelscan(path: Path) -> tuple[dict[str, Any] | None, str, str | None]:
     except ImportError as err:
         return None, "not installed", f"modelscan cannot be imported ({err})"
     try:
-        return ModelScan().scan(str(path)), __version__, None
+        return ModelScan(settings=modelscan_settings()).scan(str(path)), __version__, None
     except Exception as err:  # modelscan is a third-party tool: any crash means "not checked"
         return None, __version__, f"modelscan failed ({type(err).__name__}: {err})"
 
@@ -142,8 +163,13 @@ def scan_model(
     config, root, started = config or ModelScanConfig(), Path(path).resolve(), utcnow()
     if not root.exists():
         raise DataError(f"{root}: no such file or directory to scan")
-    ours = scan_content(root, _scanner(config), digest)
+    scanner = _scanner(config)
+    ours = scan_content(root, scanner, digest)
     check_mlflow(ours, root, config)
+    if config.use_fickling:
+        from mlsecops_provider.core.scan.fickling_opinion import fickling_findings
+
+        ours.findings += fickling_findings(scanner.paths, ours.formats)
     return build_result(ours, root, config, started, _subjects(root, ours))
 
 

@@ -183,6 +183,8 @@ def template_problems(template: Any) -> list[str]:
         tree = env.parse(template)
     except TemplateSyntaxError as err:
         return [f"chat template does not parse ({err.message})"]
+    except RecursionError:
+        return ["chat template nested too deeply to check"]
     unsafe = set(UNSAFE_FUNCTION_ATTRIBUTES) | set(UNSAFE_METHOD_ATTRIBUTES) | {"mro", "format"}
     found: list[str] = []
     for node in tree.find_all(nodes.Filter):

@@ -92,7 +92,7 @@ def _parse(text: bytes) -> dict[str, Any]:
 
     try:
         spec = yaml.safe_load(text.decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as err:
         raise ValueError(f"not YAML ({type(err).__name__})") from err
     if not isinstance(spec, dict) or not isinstance(spec.get("flavors"), dict):
         raise ValueError("no flavors mapping")

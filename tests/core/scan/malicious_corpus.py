@@ -7,6 +7,7 @@ written opcode by opcode where the technique needs exact bytes.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import io
 import json
@@ -455,6 +456,7 @@ def _zip_members(data: bytes) -> dict[str, bytes]:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
+@functools.lru_cache(maxsize=1)
 def malicious_corpus() -> dict[str, tuple[str, bytes]]:
     """Technique name -> (file name, bytes). Every one must be judged unsafe."""
     return {
@@ -508,6 +510,7 @@ def _safetensors(arrays: dict[str, bytes]) -> bytes:
     return struct.pack("<Q", len(text)) + text + body
 
 
+@functools.lru_cache(maxsize=1)
 def benign_corpus() -> dict[str, tuple[str, bytes]]:
     """Model name -> (file name, bytes). None may raise a finding."""
     import numpy as np
