@@ -6,6 +6,7 @@ The SVG is plain markup (no script, no external reference); every text is escape
 from __future__ import annotations
 
 import html
+import re
 from importlib import metadata
 from typing import Any
 
@@ -51,7 +52,7 @@ def gate_result(
         for name in ("equalized_odds_difference", "demographic_parity_difference"):
             value = result["disparities"][name].get("candidate")
             if value is not None:
-                metrics[f"{column}.{name}"] = value
+                metrics[f"{re.sub(r'[^A-Za-z0-9_.-]', '_', column)}.{name}"] = value
     return GateResult(
         GATE,
         verdict,
