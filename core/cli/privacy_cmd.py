@@ -47,7 +47,10 @@ def handle(args: argparse.Namespace) -> int:
     holdout, holdout_ref = read_table(normalise_uri(args.holdout))
     contract.check_columns({"--label": [args.label]}, train, where="the training data")
     contract.check_columns({"--label": [args.label]}, holdout, where="the holdout")
-    subjects = {"train": f"sha256:{train_ref.sha256}", "holdout": f"sha256:{holdout_ref.sha256}"}
+    subjects = {
+        "dataset:train": f"sha256:{train_ref.sha256}",
+        "dataset:holdout": f"sha256:{holdout_ref.sha256}",
+    }
     result, details = with_models(
         Settings.from_env(), policy, args.model, args.baseline,
         lambda cand, champ: privacy_risk(train, holdout, args.label, cand, champ, config, subjects),

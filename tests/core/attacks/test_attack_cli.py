@@ -56,7 +56,7 @@ def test_privacy_risk_exit_codes(root: Path, policy: str, capsys: pytest.Capture
     out = capsys.readouterr().out
     assert out.startswith("privacy_risk: FAIL") and "candidate: AUC" in out
     saved = json.loads(report.read_text())
-    assert saved["result"]["subjects"]["train"].startswith("sha256:")
+    assert saved["result"]["subjects"]["dataset:train"].startswith("sha256:")
     assert main(["privacy-risk", "--model", shallow_dir, *files, "--baseline", deep]) == 0
     overlap = table(pd.concat([holdout, train.iloc[:3]]), root / "overlap.parquet")
     args = ["privacy-risk", "--model", deep, "--train", files[1], "--holdout", overlap]
