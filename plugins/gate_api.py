@@ -38,6 +38,7 @@ from mlsecops_provider.plugins import (
     models_pages,
     run_details,
     run_pages,
+    serving_log,
 )
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,8 @@ def run_page(
     decision = run_details.promotion_decision(
         found[0], store, run_details.pinned_keys, s3_factory()
     )
-    return _html(run_pages.render_run(found[0], task_id, user.get_name(), decision))
+    logs = serving_log.reader(store.root_uri, s3_factory())
+    return _html(run_pages.render_run(found[0], task_id, user.get_name(), decision, logs))
 
 
 @router.get("/api/gates", summary="Gate results as JSON")

@@ -72,6 +72,7 @@ class GateView:
     evidence_uri: str | None = None
     evidence_sha256: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    subjects: dict[str, Any] = field(default_factory=dict)  # what the verified report checked
 
     def to_dict(self, with_details: bool = False) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "details"}
@@ -379,6 +380,7 @@ def _verified(base: GateView, result: GateResult, details: dict[str, Any]) -> Ga
         findings=list(result.findings),
         findings_total=len(result.findings),
         details=details,
+        subjects=dict(result.subjects),
     )
 
 

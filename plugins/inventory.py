@@ -30,7 +30,12 @@ TAG_RUN_ID = "mlsecops.run_id"
 WATCHED_ALIASES = ("champion", "previous-champion", "shadow")
 MAX_VERSIONS = 10
 MAX_AUDIT_ENTRIES = 5
-ALERT_GATES = ("drift", "serving", "monitor")  # gate names whose warn/fail is an open alert
+ALERT_GATES = (
+    "drift",
+    "serving",
+    "warmup",
+    "monitor",
+)  # gate names whose warn/fail is an open alert
 Verifier = Callable[[str, str], Mapping[str, Any]]
 
 

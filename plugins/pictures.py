@@ -8,12 +8,17 @@ reports are drawn (a tampered one is text on the page, never a picture):
 - data validation: ``screens.drift.metrics.columns.<column>.psi`` (and ``drifted``) — PSI per
   column against the policy's threshold;
 - explainability: ``importance: [{feature, mean_abs_shap, share}]`` — importance bars;
-- fairness: per-group metrics, either ``{attribute: {group: {metric: value}}}`` or a list of
+- fairness (:mod:`mlsecops_provider.core.fairness.gate`): ``columns.<sensitive column>.groups``
+  = ``[{group, size, judged, candidate: {<rate>: {value, ci}}, champion: {...}}]`` — per-group
+  rates with their intervals, candidate and champion, one chart per column and rate; also
+  plain tables, ``{attribute: {group: {metric: value}}}`` or a list of
   ``{attribute|feature|sensitive_feature, group, <metric>: value}`` under ``by_group``,
   ``groups`` or ``per_group`` — one bar chart per attribute and metric;
 - prediction log (shadow serving): a list of ``{time|window|start|at, agreement,
-  latency_ms|latency_p95_ms|p95_latency_ms}`` under ``timeline``, ``windows`` or
-  ``log.windows`` — agreement and latency over time.
+  latency_ms|latency_p95_ms|p95_latency_ms, shadow_latency_ms}`` under ``timeline``,
+  ``windows`` or ``log.windows``; or, for a report whose subject ``log`` is a prediction log
+  (the ``shadow_warmup`` gate), windows read from that log (:mod:`.serving_log`) —
+  agreement and latency over time.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 
 from mlsecops_provider.plugins import charts
 from mlsecops_provider.plugins.gate_data import GateView, Integrity
+from mlsecops_provider.plugins.serving_log import Windows
 
 log = logging.getLogger(__name__)
 MAX_FAIRNESS_CHARTS = 6
@@ -44,11 +50,19 @@ def dig(value: Any, *keys: str) -> Any:
     return value
 
 
-def gate_pictures(gate: GateView) -> list[str]:
-    """The SVG figures of one gate (``[]`` unless its report is verified and has the data)."""
+def gate_pictures(gate: GateView, log_windows: Windows | None = None) -> list[str]:
+    """The SVG figures of one gate (``[]`` unless its report is verified and has the data).
+
+    ``log_windows``: reads a prediction log a verified report names (subject ``log``) into
+    windows (:func:`.serving_log.reader`); without it, logs are not read.
+    """
     if gate.integrity is not Integrity.VERIFIED or not isinstance(gate.details, Mapping):
         return []
     details = gate.details
+    log_uri = gate.subjects.get("log")
+    if log_windows is not None and isinstance(log_uri, str) and not _windows(details):
+        version = gate.metrics.get("shadow_version")
+        details = {**details, "windows": log_windows(log_uri, str(version) if version else None)}
     figures = [
         shadow_deltas(details),
         drift_per_column(details),
@@ -169,9 +183,49 @@ def _group_table(details: Mapping[str, Any]) -> dict[str, dict[str, dict[str, An
     return table
 
 
+FAIRNESS_RATES = ("selection_rate", "true_positive_rate", "false_positive_rate", "accuracy")
+
+
+def fairness_intervals(details: Mapping[str, Any]) -> list[str]:
+    """The fairness gate's per-group rates with intervals (candidate, and champion if any)."""
+    columns = dig(details, "columns")
+    if not isinstance(columns, Mapping):
+        return []
+    figures = []
+    for column, result in columns.items():
+        groups = dig(result, "groups")
+        if not isinstance(groups, list):
+            continue
+        groups = [g for g in groups if isinstance(g, Mapping) and "group" in g]
+        for rate in FAIRNESS_RATES:
+            rows = []
+            for group in groups:
+                for model, tone in (("candidate", "info"), ("champion", "neutral")):
+                    value = dig(group, model, rate, "value")
+                    ci = dig(group, model, rate, "ci")
+                    low, high = (None, None)
+                    if isinstance(ci, list | tuple) and len(ci) == 2:
+                        low, high = ci
+                    label = str(group["group"]) + ("" if model == "candidate" else " (champion)")
+                    if not group.get("judged", True):
+                        label += " (too small)"
+                    rows.append((label, value, low, high, tone))
+            figure = charts.intervals(
+                f"{rate} by {column}",
+                rows,
+                caption="Point: the group's rate; bar: its bootstrap interval.",
+            )
+            if figure:
+                figures.append(figure)
+    return figures[:MAX_FAIRNESS_CHARTS]
+
+
 def fairness_groups(details: Mapping[str, Any]) -> list[str]:
     if not isinstance(details, Mapping):
         return []
+    real = fairness_intervals(details)
+    if real:
+        return real
     figures = []
     for attr, groups in _group_table(details).items():
         metrics: list[str] = []
@@ -213,4 +267,5 @@ def prediction_log(details: Mapping[str, Any]) -> list[str]:
     return [
         charts.lines("Champion–shadow agreement over time", series(AGREEMENT_KEYS), percent=True),
         charts.lines("Prediction latency over time (ms)", series(LATENCY_KEYS), tone="warn"),
+        charts.lines("Shadow latency over time (median ms)", series(("shadow_latency_ms",))),
     ]

@@ -10,13 +10,18 @@ from mlsecops_provider.plugins.gate_data import RunView
 from mlsecops_provider.plugins.gate_pages import badge, esc, href, num, page, run_section
 from mlsecops_provider.plugins.pictures import gate_pictures
 from mlsecops_provider.plugins.run_details import Decision, comparisons
+from mlsecops_provider.plugins.serving_log import Windows
 
 _OK = {"verified", "intact"}
 NUM_CELL = ' class="num"'
 
 
 def render_run(
-    run: RunView, task_id: str | None, user: str | None, decision: Decision | None = None
+    run: RunView,
+    task_id: str | None,
+    user: str | None,
+    decision: Decision | None = None,
+    log_windows: Windows | None = None,
 ) -> str:
     """``GET /mlsecops/run``: one run (or one task of it) with full findings and reports."""
     back = href("./", dag_id=run.dag_id)
@@ -29,7 +34,7 @@ def render_run(
         pipeline(run)
         + (decision_html(decision) if decision else "")
         + comparison_table(run)
-        + pictures(run)
+        + pictures(run, log_windows)
         + ("<h3>Gates in pipeline order</h3>" if run.gates else "")
     )
     body += run_section(run, f"{esc(run.dag_id)} · {esc(run.run_id)}", full=True, above_table=above)
@@ -184,11 +189,11 @@ def _comparison_row(row: Mapping[str, Any]) -> str:
     )
 
 
-def pictures(run: RunView) -> str:
+def pictures(run: RunView, log_windows: Windows | None = None) -> str:
     """Every gate's pictures, under the gate's name."""
     parts = []
     for gate in run.gates:
-        figures = gate_pictures(gate)
+        figures = gate_pictures(gate, log_windows)
         if figures:
             parts.append(f'<h3>{esc(gate.gate)}</h3><div class="pictures">{"".join(figures)}</div>')
     return "".join(parts)
