@@ -41,7 +41,7 @@ from mlsecops_provider.core.pii.engine import (
     plan_columns,
 )
 from mlsecops_provider.core.pii.names import NameRules
-from mlsecops_provider.core.pii.text import TextScanner
+from mlsecops_provider.core.pii.text import TextScanner, english_words
 from mlsecops_provider.core.pii.text_columns import free_text, scan_headers
 from mlsecops_provider.core.pii.transform import OPERATORS, Transformer
 from mlsecops_provider.core.pii.verify import verify_output
@@ -213,6 +213,7 @@ class Deidentifier:
         outcome = self._outcome(
             result, frame, output, plans, counts, residual, timings, headers, sampling
         )
+        outcome.result.metrics["ner_texts"] = scanner.ner_calls  # texts spaCy read
         transformed = {p.column for p in plans if p.kind in ("pii", "free_text")}
         kept = {c: sources[c] for c in map(str, output.columns)}
         return replace(outcome, sources=kept, transformed=frozenset(transformed))
@@ -221,7 +222,7 @@ class Deidentifier:
         return TextScanner(
             nlp=self.engine.nlp,
             entities=frozenset(self.config.entities),
-            names=NameRules(),
+            names=NameRules(dictionary=english_words(self.engine.nlp)),
             batch_size=self.config.batch_size,
             n_process=self.config.nlp_processes,
         )

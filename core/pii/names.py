@@ -32,6 +32,12 @@ HONORIFICS_LOWER = frozenset(w.lower() for w in HONORIFICS)
 NOT_NAMES = frozenset(w.lower() for w in HONORIFICS) | CONTEXT_LOWER
 
 
+def _key(word: str) -> str:
+    """The lookup form of a word: lower case, no trailing dot, no possessive ``'s``."""
+    key = word.rstrip(".").lower()
+    return key[:-2] if key.endswith(("'s", "’s")) else key
+
+
 def _cap(word: str) -> bool:
     return word[:1].isupper() and not word.isupper() or (word.isupper() and len(word) > 1)
 
@@ -42,6 +48,8 @@ class NameRules:
 
     deny: set[str] = field(default_factory=set)  # lower-case words of the table's names
     use_lexicon: bool = True
+    # ordinary English words: a lone lower-case deny word that is one is left alone
+    dictionary: frozenset[str] = frozenset()
 
     @classmethod
     def from_values(cls, values: Iterable[str], use_lexicon: bool = True) -> NameRules:
@@ -52,7 +60,7 @@ class NameRules:
     def add(self, values: Iterable[str]) -> None:
         for value in values:
             for match in _WORD_RE.finditer(str(value)):
-                word = match.group().rstrip(".")
+                word = _key(match.group())
                 if len(word) >= MIN_DENY_CHARS and word.lower() not in NOT_NAMES:
                     self.deny.add(word.lower())
 
@@ -83,10 +91,10 @@ class NameRules:
 
     def _judge(self, text: str, words: list[tuple[int, int, str]], i: int, j: int) -> list[Span]:
         run = words[i : j + 1]
-        keys = [w[2].rstrip(".").lower() for w in run]
+        keys = [_key(w[2]) for w in run]
         if not _cap(run[0][2]):
             return self._lower_run(words, i, keys)
-        previous = words[i - 1][2].rstrip(".").lower() if i else ""
+        previous = _key(words[i - 1][2]) if i else ""
         after_context = previous in CONTEXT_LOWER or previous in HONORIFICS_LOWER
         while keys and keys[0] in NOT_NAMES:  # leading honorifics/context words stay
             after_context = True
@@ -103,13 +111,16 @@ class NameRules:
         return []
 
     def _lower_run(self, words: list[tuple[int, int, str]], i: int, keys: list[str]) -> list[Span]:
-        """A lower-case word from the deny list next to another one ("john smith")."""
+        """A lower-case deny-list word next to another ("john smith"), or alone when it is not
+        an English word ("per gideon")."""
         if keys[0] not in self.deny or keys[0] in NOT_NAMES:
             return []
+        if self.dictionary and keys[0] not in self.dictionary and len(keys[0]) > 2:
+            return [Span(PERSON, words[i][0], words[i][1])]
         nxt = words[i + 1] if i + 1 < len(words) else None
         prv = words[i - 1] if i else None
         for other in (nxt, prv):
-            if other and other[2].lower() in self.deny and not _cap(other[2]):
+            if other and _key(other[2]) in self.deny and not _cap(other[2]):
                 return [Span(PERSON, words[i][0], words[i][1])]
         return []
 

@@ -19,6 +19,7 @@ pattern pass, the name rules and NER in its final form.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import re
@@ -26,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlsecops_provider.core.pii.names import NOT_NAMES, PERSON, NameRules
+from mlsecops_provider.core.pii.names import LEXICON_ANY, NOT_NAMES, PERSON, NameRules
 from mlsecops_provider.core.pii.patterns import Span, merge_spans, scan_text
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,46 @@ def apply_spans(text: str, spans: list[Span], function: Callable[[str, str], str
     return "".join(parts)
 
 
+_CANDIDATE_RE = re.compile(r"[^\W\d_][^\W\d_'’-]*(?:['’-][^\W\d_]+)*")
+_SENTENCE_GAP = re.compile(r"(?:^|[.!?:;]\s+|\n\s*|[\"(]\s*)$")
+ALWAYS_CAPITALISED = frozenset(
+    [
+        "i",
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "ok",
+    ]
+)
+
+
+@functools.cache
+def english_words(nlp: Any) -> frozenset[str]:
+    """The model's own word list (the lemmatizer's WordNet index), lower case; empty if the
+    model has none, so that every capitalised word then goes to NER."""
+    try:
+        index = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index")
+    except (KeyError, AttributeError, ValueError):
+        return frozenset()
+    return frozenset(w for words in index.values() for w in words if w.isalpha())
+
+
 @dataclass
 class TextScanner:
     """Rules plus NER over texts, for one table (the deny list grows while it runs)."""
@@ -125,6 +166,32 @@ class TextScanner:
     batch_size: int = 256
     n_process: int = 1
 
+    def __post_init__(self) -> None:
+        self.ner_calls = 0  # texts sent to spaCy (reported)
+        self.dictionary = english_words(self.nlp)
+        self.ner_entities = self.entities & frozenset(NER_LABELS.values())
+
+    def needs_ner(self, text: str) -> bool:
+        """Whether NER could add anything the rules did not settle: a capitalised word
+        outside our tokens that is not an ordinary English word opening a sentence (or a
+        month, weekday, "I"). spaCy's small model tags names and places by capitalisation;
+        lower-case names are the rules' job (the table's deny list)."""
+        if not self.ner_entities or not any(c.isupper() for c in text):
+            return False
+        tokens = token_spans(text)
+        for m in _CANDIDATE_RE.finditer(text):
+            word = m.group()
+            if not word[0].isupper() or any(a <= m.start() < b for a, b in tokens):
+                continue
+            key = word.lower()
+            if key in ALWAYS_CAPITALISED or (word.isupper() and len(word) <= 4):
+                continue
+            initial = bool(_SENTENCE_GAP.search(text, 0, m.start()))
+            known = key in self.dictionary and key not in self.names.deny
+            if not (initial and known and word.title() not in LEXICON_ANY):
+                return True
+        return False
+
     def rules(self, text: str) -> list[Span]:
         spans = scan_text(text, self.entities)
         if PERSON in self.entities:
@@ -132,8 +199,14 @@ class TextScanner:
         return outside_tokens(text, spans)
 
     def ner(self, texts: Sequence[str]) -> list[list[Span]]:
-        found = ner_entities(self.nlp, texts, self.batch_size, self.n_process)
-        return [self._mapped(text, ents) for text, ents in zip(texts, found, strict=True)]
+        """NER spans per text; texts :meth:`needs_ner` settles are not sent to spaCy."""
+        wanted = [i for i, text in enumerate(texts) if self.needs_ner(text)]
+        found = ner_entities(self.nlp, [texts[i] for i in wanted], self.batch_size, self.n_process)
+        spans: list[list[Span]] = [[] for _ in texts]
+        for i, ents in zip(wanted, found, strict=True):
+            spans[i] = self._mapped(texts[i], ents)
+        self.ner_calls += len(wanted)
+        return spans
 
     def _mapped(self, text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
         spans = []
