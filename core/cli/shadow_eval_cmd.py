@@ -31,7 +31,10 @@ def register(subparsers: Any) -> None:
         "disagreement, PSI, latency, size, robustness. Exit 0 pass or warn, 1 fail, "
         "2 usage error or could not check.",
     )
-    parser.add_argument("--candidate", required=True, metavar="URI", help="candidate model URI")
+    parser.add_argument(  # --model: the spelling of explain, fairness and the attack gates
+        "--candidate", "--model", dest="candidate", required=True, metavar="URI",
+        help="candidate model URI",
+    )  # fmt: skip
     parser.add_argument("--baseline", metavar="URI", help="champion model URI (omit: none)")
     parser.add_argument("--data", required=True, metavar="FILE", help="dataset path or URI")
     contract.add_label(parser, required=True)

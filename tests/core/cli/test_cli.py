@@ -235,3 +235,26 @@ def test_console_script_is_installed() -> None:
         check=False,
     )
     assert done.returncode == 0 and "demo-data" in done.stdout
+
+
+def test_a_shared_flag_means_the_same_everywhere() -> None:
+    """--policy, --report, --label, --exclude, --public-key, --tracking-uri: one dest, metavar."""
+    import argparse
+
+    def walk(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+        found = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    found += [sub, *walk(sub)]
+        return found
+
+    shared = ("--policy", "--report", "--label", "--exclude", "--public-key", "--tracking-uri")
+    seen: dict[str, set[tuple[str, str | None]]] = {flag: set() for flag in shared}
+    for parser in walk(cli_main.build_parser()):
+        for action in parser._actions:
+            for flag in set(action.option_strings) & set(shared):
+                seen[flag].add((action.dest, str(action.metavar)))
+    for flag, spellings in seen.items():
+        assert len(spellings) <= 1, f"{flag} differs between subcommands: {spellings}"
+    assert seen["--public-key"] == {("public_key", "PEM")}
