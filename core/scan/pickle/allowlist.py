@@ -6,9 +6,9 @@ Allowed are (1) the named reconstructor functions and value types model objects 
 constructors, copyreg's reconstructors, torch's ``_rebuild_*``, pandas' and scikit-learn's
 unpickle helpers, ...), (2) numpy ufuncs and scalar types, and (3) *classes* defined inside
 the model libraries (scikit-learn estimators, scipy sparse matrices and distributions, pandas
-frames, xgboost/lightgbm/catboost models), checked by introspection: the module is imported
-(only for those libraries, never for names the denylist names) and the object must be a type
-whose defining module is itself one of them. No function is allowed by its package; any
+frames, xgboost/lightgbm/catboost models), checked by :mod:`introspect` without importing
+them: the name must be a class defined in (or re-exported from) one of those libraries.
+No function is allowed by its package; any
 other callable is a finding. A policy may add ``extra`` patterns but never what the denylist
 names (functions that return modules, read attributes by name, evaluate code, import, open
 files or start processes, wherever they live).
@@ -23,6 +23,8 @@ import importlib.util
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from mlsecops_provider.core.scan.pickle.introspect import is_library_class
 
 
 def _words(text: str) -> frozenset[str]:
@@ -217,20 +219,13 @@ def _rule_allows(module: str, name: str) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def is_model_class(module: str, name: str) -> bool:
-    """A class (not a function) defined inside one of the model libraries.
-
-    When the library is not installed on this host the name must at least look like a class
-    (CamelCase); when it is, the object itself is inspected.
-    """
+    """A class (not a function) defined inside one of the model libraries, judged by
+    :mod:`introspect` without importing the library. Where the module cannot be read (a
+    compiled extension, a library not installed here) the name must look like a class."""
     if _DANGEROUS_CLASS.search(name):
         return False
-    obj = _lookup(module, name)
-    if obj is _MISSING:
-        return name[:1].isupper()
-    if not isinstance(obj, type):
-        return False
-    defined = getattr(obj, "__module__", "") or ""
-    return _under(defined, CLASS_ROOTS) and danger_of(defined, obj.__name__) is None
+    decided = is_library_class(module, name, CLASS_ROOTS)
+    return name[:1].isupper() if decided is None else decided
 
 
 def _lookup(module: str, name: str) -> Any:
