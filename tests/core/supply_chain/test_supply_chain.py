@@ -6,7 +6,6 @@ No network: the offline advisory database, or hand-written OSV servers on 127.0.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import shutil
 import threading
@@ -30,7 +29,6 @@ from mlsecops_provider.core.supply_chain.gate import (
 )
 from mlsecops_provider.core.supply_chain.source import AdvisorySource
 
-cli_main = importlib.import_module("mlsecops_provider.core.cli.main")  # the module, not main()
 ADVISORIES = Path(__file__).resolve().parents[2] / "fixtures" / "advisories"
 OFFLINE = AdvisorySource(advisory_db=str(ADVISORIES))
 TODAY = date(2026, 6, 1)
@@ -61,12 +59,6 @@ def _write(tmp_path: Path, text: str, name: str = "requirements.txt") -> Path:
 
 def _ids(findings: list[dict[str, Any]], status: str = "vulnerable") -> set[str]:
     return {f["id"] for f in findings if f["status"] == status}
-
-
-def _cli(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
-    """Run ``mlsecops`` with this subcommand registered (before it is in COMMAND_MODULES)."""
-    monkeypatch.setattr(cli_main, "COMMAND_MODULES", ("mlsecops_provider.core.cli.audit_deps_cmd",))
-    return cli_main.main(argv)
 
 
 # --- the offline advisory database ----------------------------------------------------
@@ -367,15 +359,15 @@ def test_unreachable_or_failing_osv_is_an_error(tmp_path: Path, broken_osv_serve
 
 
 def test_cli_exit_codes_and_outputs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cli: Any
 ) -> None:
     db = ["--advisory-db", str(ADVISORIES)]
     clean = _write(tmp_path, CLEAN_PINS, "clean.txt")
-    assert _cli(monkeypatch, ["audit-deps", "--requirements", str(clean), *db]) == 0
+    assert cli(["audit-deps", "--requirements", str(clean), *db]).code == 0
     vulnerable = _write(tmp_path, VULNERABLE_PINS, "vulnerable.txt")
     sbom, report = tmp_path / "out" / "sbom.json", tmp_path / "out" / "report.json"
     argv = ["audit-deps", "--requirements", str(vulnerable), *db]
-    assert _cli(monkeypatch, [*argv, "--sbom", str(sbom), "--report", str(report)]) == 1
+    assert cli([*argv, "--sbom", str(sbom), "--report", str(report)]).code == 1
     out = capsys.readouterr().out
     assert "dependency_audit: fail" in out and "PYSEC-2022-203 (CVE-2022-29361)" in out
     assert json.loads(sbom.read_text())["bomFormat"] == "CycloneDX"
@@ -385,7 +377,7 @@ def test_cli_exit_codes_and_outputs(
 
 
 def test_cli_policy_ignores(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cli: Any
 ) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(
@@ -394,10 +386,10 @@ def test_cli_policy_ignores(
     )
     requirements = _write(tmp_path, "jinja2==2.10\n")
     argv = ["audit-deps", "--requirements", str(requirements), "--advisory-db", str(ADVISORIES)]
-    assert _cli(monkeypatch, [*argv, "--policy", str(policy)]) == 0
+    assert cli([*argv, "--policy", str(policy)]).code == 0
     assert "[ignored]" in capsys.readouterr().out
     policy.write_text(policy.read_text().replace("reason: sandboxed templates only, ", ""))
-    assert _cli(monkeypatch, [*argv, "--policy", str(policy)]) == 2
+    assert cli([*argv, "--policy", str(policy)]).code == 2
     assert "reason must be a non-empty string" in capsys.readouterr().err
 
 
@@ -406,25 +398,25 @@ def test_cli_could_not_check_exits_2(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     no_proxy: None,
+    cli: Any,
 ) -> None:
     pinned = _write(tmp_path, "six==1.16.0\n")
     argv = ["audit-deps", "--requirements", str(pinned), "--osv-url", "http://127.0.0.1:9/"]
-    assert _cli(monkeypatch, argv) == 2
+    assert cli(argv).code == 2
     err = capsys.readouterr().err.strip()
     assert "did not answer (cannot connect)" in err and "--advisory-db" in err
     assert len(err.splitlines()) == 1
     unpinned = _write(tmp_path, "six\n", "unpinned.txt")
     argv = ["audit-deps", "--requirements", str(unpinned), "--advisory-db", str(ADVISORIES)]
-    assert _cli(monkeypatch, argv) == 2
+    assert cli(argv).code == 2
     assert "unpinned.txt:1: 'six' is not pinned" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as caught:  # neither --requirements nor --installed
-        _cli(monkeypatch, ["audit-deps", "--advisory-db", str(ADVISORIES)])
-    assert caught.value.code == 2
+    # neither --requirements nor --installed: a usage error
+    assert cli(["audit-deps", "--advisory-db", str(ADVISORIES)]).code == 2
 
 
 def test_cli_installed_with_offline_database(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cli: Any
 ) -> None:
-    code = _cli(monkeypatch, ["audit-deps", "--installed", "--advisory-db", str(ADVISORIES)])
+    code = cli(["audit-deps", "--installed", "--advisory-db", str(ADVISORIES)]).code
     assert code in (0, 1)
     assert capsys.readouterr().out.startswith("dependency_audit: ")
