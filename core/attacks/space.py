@@ -164,14 +164,13 @@ class ScoredModel:
     def __init__(self, model: LoadedModel, space: AttackSpace, classes: list[Any]) -> None:
         self.model, self.space, self.classes = model, space, classes
         self.queries = 0
+        self._order: list[int | None] | None = None
         own = model.classes
         if model.has_scores and own is not None:
             unknown = [c for c in own if c not in classes]
             if unknown:
                 raise DataError(f"{model.identity.uri} predicts classes {unknown} not in the data")
             self._order = [own.index(c) if c in own else None for c in classes]
-        else:
-            self._order = None
 
     @property
     def has_scores(self) -> bool:
