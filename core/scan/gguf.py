@@ -187,11 +187,11 @@ def template_problems(template: Any) -> list[str]:
         return ["chat template nested too deeply to check"]
     unsafe = set(UNSAFE_FUNCTION_ATTRIBUTES) | set(UNSAFE_METHOD_ATTRIBUTES) | {"mro", "format"}
     found: list[str] = []
-    for node in tree.find_all(nodes.Filter):
-        args = [*node.args, *(k.value for k in node.kwargs)]
+    for filtered in tree.find_all(nodes.Filter):
+        args = [*filtered.args, *(k.value for k in filtered.kwargs)]
         names = [a.value for a in args if isinstance(a, nodes.Const) and isinstance(a.value, str)]
-        if node.name == "attr" or any(n.startswith("_") or n in unsafe for n in names):
-            found.append(f"chat template filter {node.name!r} reaches attributes by name")
+        if filtered.name == "attr" or any(n.startswith("_") or n in unsafe for n in names):
+            found.append(f"chat template filter {filtered.name!r} reaches attributes by name")
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Call)):
         attr = _attribute(node)
         if attr is not None and (attr.startswith("_") or attr in unsafe):

@@ -114,7 +114,7 @@ def _flavor_findings(
             code.files.setdefault(str(path), "")
         for trusted in flavor.get("skops_trusted_types") or []:
             parts = str(trusted).rsplit(".", 1)
-            if len(parts) != 2 or not allow.allows(*parts):
+            if len(parts) != 2 or not allow.allows(parts[0], parts[1]):
                 found.append(Finding(source, "high", f"skops_trusted_types trusts {trusted!r}"))
     pyfunc = spec["flavors"].get("python_function")
     if isinstance(pyfunc, dict):

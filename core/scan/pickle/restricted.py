@@ -33,9 +33,9 @@ _CALLS = ("REDUCE", "NEWOBJ", "NEWOBJ_EX", "OBJ", "INST")
 def restricted_unpickler(base: type[Any], allow: Allowlist) -> type[Any]:
     """A subclass of ``base`` (``pickle._Unpickler`` or a subclass) enforcing ``allow``."""
     if base is pickle.Unpickler:
-        base = pickle._Unpickler  # type: ignore[attr-defined]  # the C one has no dispatch
+        base = pickle._Unpickler  # the C one has no dispatch table
 
-    class Restricted(base):  # type: ignore[misc, valid-type]
+    class Restricted(base):
         dispatch = dict(base.dispatch)
 
         def find_class(self, module: str, name: str) -> Any:
@@ -119,5 +119,5 @@ def _read_object_array(outer: Any, wrapper: Any, allow: Allowlist) -> Any:
 
     if wrapper.subclass not in (numpy.ndarray, numpy.memmap):
         raise pickle.UnpicklingError("joblib object array of a foreign ndarray subclass")
-    inner = restricted_unpickler(pickle._Unpickler, allow)(outer.file_handle)  # type: ignore[attr-defined]
+    inner = restricted_unpickler(pickle._Unpickler, allow)(outer.file_handle)
     return inner.load()
