@@ -2,7 +2,9 @@
 
 ingest -> validate (GX + poisoning screens) -> de-identify PII -> train -> scan the model ->
 shadow-evaluate against the champion -> register -> provenance (SLSA) -> signed promotion;
-the environment's dependency audit runs beside them.
+the environment's dependency audit runs beside them. After the scan, the explainability gate
+(SHAP: what drives the candidate, drift from the champion, forbidden features) and the
+fairness gate (Fairlearn: per-group rates and disparities with intervals) judge the model too.
 
 The environment's dependencies are audited once per run (offline advisories from
 ``MLSECOPS_ADVISORY_DB``, an OSV endpoint from ``MLSECOPS_OSV_URL``, else the public OSV API).
