@@ -330,6 +330,6 @@ def test_no_false_positives_on_every_sklearn_estimator() -> None:
             model = cls().fit(features, labels)
         except Exception:  # estimators needing special input or parameters
             continue
-        for protocol in (2, 5):
+        for protocol in range(6):
             report = scan_pickles(Blob(pickle.dumps(model, protocol)), name)
             assert report.complete and report.findings == [], (name, report.findings)
