@@ -74,7 +74,15 @@ class ServedModel:
         return getattr(impl, "sklearn_model", impl)
 
     def predict(self, frame: Any) -> Any:
+        """MLflow's ``PyFuncModel.predict``: schema enforcement, then the model."""
         return self.pyfunc.predict(frame)
+
+    def predict_enforced(self, frame: Any) -> Any:
+        """The model on a frame MLflow's schema enforcement already returned (no second pass)."""
+        impl = getattr(self.pyfunc, "_model_impl", None)
+        if impl is None or self.input_schema is None:
+            return self.pyfunc.predict(frame)
+        return impl.predict(frame)
 
     def describe(self) -> dict[str, str]:
         return {

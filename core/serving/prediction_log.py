@@ -44,6 +44,7 @@ LOG_COLUMNS = {
     "served_prediction": "string",
     "champion_prediction": "string",
     "champion_latency_ms": "float64",
+    "champion_cpu_ms": "float64",
     "champion_error": "string",
     "fallback": "string",
     "out_of_profile": "bool",
@@ -51,6 +52,7 @@ LOG_COLUMNS = {
     "shadow_sha256": "string",
     "shadow_prediction": "string",
     "shadow_latency_ms": "float64",
+    "shadow_cpu_ms": "float64",
     "shadow_status": "string",
 }
 INPUT_PREFIX = "input."

@@ -10,6 +10,8 @@ where training had none makes its row *out of profile* (counted, then handled by
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,7 +21,6 @@ from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import S3ClientFactory
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,14 @@ class ColumnProfile:
 
 @dataclass(frozen=True)
 class ProfileCheck:
-    """Per-row violation counts and what kinds of violation were seen."""
+    """Which rows are out of profile and what kinds of violation were seen."""
 
-    rows_out: Any  # numpy bool array, one per row
+    rows_out: list[bool]
     violations: Counter[str] = field(default_factory=Counter)
 
     @property
     def out_of_profile(self) -> int:
-        return int(self.rows_out.sum())
+        return sum(self.rows_out)
 
 
 @dataclass(frozen=True)
@@ -64,79 +65,71 @@ class TrainingProfile:
     margin: float = 0.0
     source: dict[str, str] = field(default_factory=dict)
 
-    def types_problem(self, frame: pd.DataFrame) -> str | None:
-        """One line naming the first missing column or value of the wrong type, else None."""
+    def inspect(self, frame: pd.DataFrame) -> tuple[str | None, ProfileCheck]:
+        """A type problem (one line, None if none) and the rows outside the profile.
+
+        Plain Python over the columns' values (one pandas call): a request is usually a few
+        rows, where per-column pandas operations would cost more than the prediction.
+        """
         missing = [c.name for c in self.columns if c.name not in frame.columns]
         if missing:
-            return f"missing column(s) {missing[:10]}"
-        for column in self.columns:
-            problem = _type_problem(column, frame[column.name])
-            if problem:
-                return f"column {column.name!r}: {problem}"
-        return None
-
-    def check(self, frame: pd.DataFrame) -> ProfileCheck:
-        """Which rows are outside the profile (types must have been checked first)."""
-        import numpy as np
-
-        rows_out = np.zeros(len(frame), dtype=bool)
+            return f"missing column(s) {missing[:10]}", ProfileCheck([])
+        data = frame[[c.name for c in self.columns]].to_dict("list")
+        rows_out = [False] * len(frame)
         seen: Counter[str] = Counter()
         for column in self.columns:
-            for kind, mask in _violations(column, frame[column.name], self.margin):
-                count = int(mask.sum())
-                if count:
-                    seen[kind] += count
-                    rows_out |= mask
-        return ProfileCheck(rows_out, seen)
+            values = data[column.name]
+            problem = _type_problem(column, values)
+            if problem:
+                return f"column {column.name!r}: {problem}", ProfileCheck(rows_out)
+            for i, value in enumerate(values):
+                kind = _violation(column, value, self.margin)
+                if kind:
+                    seen[kind] += 1
+                    rows_out[i] = True
+        return None, ProfileCheck(rows_out, seen)
+
+    def types_problem(self, frame: pd.DataFrame) -> str | None:
+        return self.inspect(frame)[0]
+
+    def check(self, frame: pd.DataFrame) -> ProfileCheck:
+        return self.inspect(frame)[1]
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": [c.to_dict() for c in self.columns], "source": dict(self.source)}
 
 
-def _type_problem(column: ColumnProfile, values: pd.Series) -> str | None:
-    import numbers
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
-    import pandas as pd
 
-    present = values[values.notna()]
-    if column.kind == NUMERIC:
-        fast = pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present)
-        if not fast and not present.map(_is_number).all():
-            return "expected numbers"
-    elif column.kind == BOOLEAN:
-        if not present.map(lambda v: isinstance(v, (bool, numbers.Integral)) and v in (0, 1)).all():
-            return "expected true or false"
-    elif not present.map(lambda v: isinstance(v, str)).all():
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Number) and not isinstance(value, bool)
+
+
+def _type_problem(column: ColumnProfile, values: list[Any]) -> str | None:
+    present = [v for v in values if not _missing(v)]
+    if column.kind == NUMERIC and not all(_is_number(v) for v in present):
+        return "expected numbers"
+    if column.kind == BOOLEAN and not all(
+        isinstance(v, (bool, numbers.Integral)) and v in (0, 1) for v in present
+    ):
+        return "expected true or false"
+    if column.kind in (CATEGORY, TEXT) and not all(isinstance(v, str) for v in present):
         return "expected text"
     return None
 
 
-def _is_number(value: Any) -> bool:
-    import numbers
-
-    return isinstance(value, numbers.Number) and not isinstance(value, bool)
-
-
-def _violations(
-    column: ColumnProfile, values: pd.Series, margin: float
-) -> list[tuple[str, np.ndarray]]:
-    import pandas as pd
-
-    found = []
-    nulls = values.isna().to_numpy()
-    if not column.nullable:
-        found.append(("missing", nulls))
+def _violation(column: ColumnProfile, value: Any, margin: float) -> str | None:
+    if _missing(value):
+        return None if column.nullable else "missing"
     if column.kind == NUMERIC and column.minimum is not None and column.maximum is not None:
-        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
         slack = (column.maximum - column.minimum) * margin
-        with_values = ~nulls
-        low = with_values & (numbers < column.minimum - slack)
-        high = with_values & (numbers > column.maximum + slack)
-        found.append(("range", low | high))
+        if not column.minimum - slack <= float(value) <= column.maximum + slack:
+            return "range"
     elif column.kind == CATEGORY and column.categories is not None:
-        unseen = (~nulls) & ~values.astype(str).isin(column.categories).to_numpy()
-        found.append(("category", unseen))
-    return found
+        return None if str(value) in column.categories else "category"
+    return None
 
 
 def build_profile(

@@ -101,14 +101,16 @@ def _frame_from_array(data: Any, columns: tuple[str, ...] | None) -> pd.DataFram
     return frame.infer_objects()
 
 
-def enforce_schema(frame: pd.DataFrame, input_schema: Any) -> pd.DataFrame:
+def enforce_schema(
+    frame: pd.DataFrame, input_schema: Any, flavor: str | None = None
+) -> pd.DataFrame:
     """MLflow's schema enforcement, as its pyfunc applies it (422 on a mismatch)."""
     if input_schema is None:
         return frame
     from mlflow.models.utils import _enforce_schema
 
     try:
-        return _enforce_schema(frame, input_schema)
+        return _enforce_schema(frame, input_schema, flavor)
     except Exception as err:
         message = str(err).split("\n", 1)[0]
         detail = message.split("Error:", 1)[-1].strip()[:200] if "Error:" in message else ""

@@ -104,14 +104,15 @@ class ServingService:
             raise RequestRejected(
                 413, f"at most {self.config.max_rows} rows per request", "too_many_rows"
             )
+        check = None
         if self.profile is not None:
-            problem = self.profile.types_problem(frame)
+            problem, check = self.profile.inspect(frame)
             if problem:
                 raise RequestRejected(422, problem, "schema")
-        enforced = enforce_schema(frame, self.champion.input_schema)
-        if self.profile is None:
+        flavor = getattr(self.champion.pyfunc, "loader_module", None)
+        enforced = enforce_schema(frame, self.champion.input_schema, flavor)
+        if check is None:
             return enforced, None
-        check = self.profile.check(frame)
         for kind, count in check.violations.items():
             self.metrics.profile_violations.labels(kind).inc(count)
         out = check.out_of_profile
@@ -130,7 +131,7 @@ class ServingService:
 
     async def answer(self, frame: pd.DataFrame, request_id: str) -> Answer:
         enforced, rows_out = self.validate(frame)
-        reason, champion_raw, champion_ms, error = "", None, None, ""
+        reason, champion_raw, champion_ms, error = "", None, (None, None), ""
         if rows_out is not None and self.config.out_of_profile == "fallback":
             reason = "out_of_profile"
         else:
@@ -179,17 +180,17 @@ class ServingService:
 
     async def _run(
         self, model: ServedModel, frame: Any, pool: ThreadPoolExecutor
-    ) -> tuple[Any, float]:
-        def timed() -> tuple[Any, float]:
-            started = time.perf_counter()
-            raw = model.predict(frame)
-            return raw, time.perf_counter() - started
+    ) -> tuple[Any, tuple[float, float]]:
+        def timed() -> tuple[Any, float, float]:
+            started, cpu = time.perf_counter(), time.thread_time()
+            raw = model.predict_enforced(frame)
+            return raw, time.perf_counter() - started, time.thread_time() - cpu
 
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(pool, timed)
-        raw, elapsed = await asyncio.wait_for(future, self.config.champion_timeout_s)
+        raw, elapsed, cpu = await asyncio.wait_for(future, self.config.champion_timeout_s)
         self.metrics.latency.labels(model.role, model.version).observe(elapsed)
-        return raw, elapsed * 1000.0
+        return raw, (elapsed * 1000.0, cpu * 1000.0)
 
     def _log_rows(
         self,
@@ -198,7 +199,7 @@ class ServingService:
         served: ServedModel,
         values: list[str],
         champion_values: list[str | None],
-        champion_ms: float | None,
+        champion_ms: tuple[float | None, float | None],
         error: str,
         reason: str,
         rows_out: Any,
@@ -215,7 +216,8 @@ class ServingService:
                 "request_id": request_id, "row": i, "time": now, "inputs_sha256": digest,
                 "champion_version": self.champion.version, "served_version": served.version,
                 "served_prediction": values[i], "champion_prediction": champion_values[i],
-                "champion_latency_ms": champion_ms, "champion_error": error, "fallback": reason,
+                "champion_latency_ms": champion_ms[0], "champion_cpu_ms": champion_ms[1],
+                "champion_error": error, "fallback": reason,
                 "out_of_profile": bool(rows_out[i]) if rows_out is not None else False,
                 "champion_sha256": self.champion.digest,
                 "shadow_version": self.shadow.version if self.shadow else None,

@@ -16,19 +16,18 @@ import pytest
 from mlsecops_provider.core.serving.app import create_app
 from mlsecops_provider.core.serving.config import ServingConfig
 from mlsecops_provider.core.serving.prediction_log import read_prediction_log
-from tests.core.serving.conftest import request_rows
+from tests.core.serving.conftest import models, request_rows  # noqa: F401 (the fixture)
 from tests.core.serving.test_app import make_service
 
-pytest_plugins = ["tests.core.serving.conftest"]
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture()
-def guarded(models: dict[str, Any], tmp_path: Path) -> Iterator[Any]:
+def guarded(models: dict[str, Any], tmp_path: Path) -> Iterator[Any]:  # noqa: F811
     from fastapi.testclient import TestClient
 
-    config = ServingConfig(max_body_bytes=4096, max_rows=20, rate_per_second=1.0, burst=30)
+    config = ServingConfig(max_body_bytes=4096, max_rows=20, rate_per_second=0.05, burst=30)
     service = make_service(models, tmp_path, config=config)
     with TestClient(create_app(service, token=TOKEN)) as client:
         client.service = service  # type: ignore[attr-defined]

@@ -75,13 +75,19 @@ def served(folder: Path, role: str, version: str) -> ServedModel:
 
 
 class SlowModel:
-    """Delegates to a real model after sleeping (a slow champion or shadow)."""
+    """Delegates to a real model after ``delay`` seconds (a slow champion or shadow):
+    sleeping, or computing (``busy``) as a model that costs more would."""
 
-    def __init__(self, inner: Any, delay: float) -> None:
-        self.inner, self.delay, self.metadata = inner, delay, inner.metadata
+    def __init__(self, inner: Any, delay: float, busy: bool = False) -> None:
+        self.inner, self.delay, self.busy, self.metadata = inner, delay, busy, inner.metadata
 
     def predict(self, data: Any) -> Any:
-        time.sleep(self.delay)
+        if self.busy:
+            deadline = time.thread_time() + self.delay
+            while time.thread_time() < deadline:
+                sum(range(1000))
+        else:
+            time.sleep(self.delay)
         return self.inner.predict(data)
 
 
@@ -114,7 +120,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {
         "train": train,
         "champion": served(save(champion_model, root / "champion", example), "champion", "2"),
-        "fallback": served(save(fit(train.iloc[:120]), root / "fallback", example), "fallback", "1"),
+        "fallback": served(
+            save(fit(train.iloc[:120]), root / "fallback", example), "fallback", "1"
+        ),
         "shadow": served(save(champion_model, root / "shadow", example), "shadow", "3"),
         "bad_shadow": served(save(fit(train, flip=True), root / "bad", example), "shadow", "4"),
     }
@@ -122,4 +130,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def request_rows(rows: int = 5, seed: int = 1) -> list[dict[str, Any]]:
     frame = training_frame(rows, seed)
-    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in frame[list(COLUMNS)].to_dict("records")]
+    return [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+        for r in frame[list(COLUMNS)].to_dict("records")
+    ]

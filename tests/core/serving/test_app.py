@@ -98,7 +98,9 @@ def test_the_answer_and_log_when_the_shadow_disagrees(
     service = make_service(models, tmp_path, shadow=models["bad_shadow"])
     rows = request_rows(8)
     with TestClient(create_app(service)) as client:
-        response = client.post("/invocations", json={"dataframe_records": rows}, headers={"X-Request-Id": "req-1"})
+        response = client.post(
+            "/invocations", json={"dataframe_records": rows}, headers={"X-Request-Id": "req-1"}
+        )
         assert response.text == champion_body(models, rows)
         frame = logged(service, tmp_path)
     assert list(frame["request_id"].unique()) == ["req-1"]

@@ -69,7 +69,7 @@ def test_gate_fails_on_a_disagreeing_shadow(models: dict[str, Any], tmp_path: Pa
 
 
 def test_gate_fails_on_a_slow_shadow(models: dict[str, Any], tmp_path: Path) -> None:
-    slow = wrapped(models["shadow"], lambda m: SlowModel(m, 0.08))
+    slow = wrapped(models["shadow"], lambda m: SlowModel(m, 0.05, busy=True))
     result = warmup_gate(serve_traffic(models, tmp_path, slow), GATE)
     assert result.verdict.value == "fail"
     assert result.metrics["agreement"] == 1.0
