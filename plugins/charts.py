@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-WIDTH = 640
+WIDTH = 700
 LABEL_W = 190
-VALUE_W = 150
+VALUE_W = 200
 ROW_H = 22
 TOP = 30
 MAX_ROWS = 20

@@ -88,7 +88,7 @@ table.compare{width:auto;margin:6px 0 14px}table.compare td.num{text-align:right
 .better{color:#22543d}.worse{color:#822727}
 .pictures{display:flex;flex-wrap:wrap;gap:16px;margin:8px 0 14px}
 figure.chart{margin:0;background:#fff;border:1px solid #e2e8f0;border-radius:6px;padding:8px}
-figure.chart figcaption{font-size:11px;color:#4a5568;max-width:640px}
+figure.chart figcaption{font-size:11px;color:#4a5568;max-width:700px}
 h3{font-size:14px;margin:14px 0 4px}
 """
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.plugins.conftest import PASSWORDS, ReviewRuns, auth_environment
+from tests.plugins.conftest import CHANGED_MODEL, PASSWORDS, ReviewRuns, auth_environment
 
 pytestmark = pytest.mark.slow
 BROWSER_DIR = Path(__file__).parent / "browser"
@@ -46,9 +46,19 @@ def _require_browser() -> None:
         pytest.skip(reason)
 
 
+MODEL = "mlsecops-review-e2e"
+SCREENSHOTS = (
+    "gate-review.png",
+    "gate-review-run-tab.png",
+    "gate-review-run.png",
+    "model-inventory.png",
+)
+
+
 @pytest.fixture(scope="module")
 def demo_run(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """One finished secure_training run (its own model name: other tests count versions)."""
+    """Two finished secure_training runs, as ``make demo`` does (the second one is compared
+    with the champion the first one made); its own model name: other tests count versions."""
     from airflow.dag_processing.dagbag import DagBag
 
     from mlsecops_provider.core.data.datasets import write_table
@@ -57,14 +67,17 @@ def demo_run(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     from mlsecops_provider.include.generator import generate
 
     ensure_demo_keys(Settings.from_env().home)  # the promotion gate signs with it
-    source = write_table(
-        generate(600, seed=5), (tmp_path_factory.mktemp("incoming") / "b.parquet").as_uri()
-    )
+    incoming = tmp_path_factory.mktemp("incoming")
+    sources = [
+        write_table(generate(600, seed=seed), (incoming / f"b{seed}.parquet").as_uri())
+        for seed in (5, 9)
+    ]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLSECOPS_MODEL_NAME", "mlsecops-review-e2e")
+        patch.setenv("MLSECOPS_MODEL_NAME", MODEL)
         dags = Path(__file__).resolve().parents[2] / "dags"
         dag = DagBag(dag_folder=str(dags)).get_dag("secure_training")
-        return dag.test(run_conf={"source_uri": source.uri})
+        runs = [dag.test(run_conf={"source_uri": source.uri}) for source in sources]
+    return runs[-1]
 
 
 def _free_port() -> int:
@@ -129,6 +142,8 @@ def _browse(base: str, dag_run: Any, tmp: Path) -> dict[str, Any]:
         "runId": dag_run.run_id,
         "screenshot": str(tmp / "gate-review.png"),
         "runScreenshot": str(tmp / "gate-review-run-tab.png"),
+        "runPageScreenshot": str(tmp / "gate-review-run.png"),
+        "modelsScreenshot": str(tmp / "model-inventory.png"),
         "userDataDir": str(profile),
         "chromium": str(CHROMIUM),
     }
@@ -168,7 +183,7 @@ def test_gate_review_in_chromium(
 
     assert httpx.get(f"{api_server}/mlsecops/api/gates").status_code == 401
     seen = _browse(api_server, demo_run, tmp_path)
-    assert "error" not in seen, seen
+    assert "error" not in seen, (seen.get("error"), seen.get("url"))
     assert seen["anonymousStatus"] == 401 and seen["heading"] == "Security gates"
     shown = {
         g["gate"]: (g["verdict"], g["integrity"])
@@ -183,7 +198,47 @@ def test_gate_review_in_chromium(
     alpha = {g["task"]: g["verdict"] for g in seen["gates"] if g["dag"] == "review_alpha"}
     assert alpha["tamper_me"] == "tampered" and alpha["scan"] == "warn"
     assert seen["scriptElements"] == 0 and seen["dialogs"] == []  # hostile findings stay text
+    _check_run_page(seen["runPage"], api_server, demo_run)
+    _check_inventory(seen["models"], "was promoted" in seen["runPage"]["decision"])
     keep = os.environ.get("GATE_REVIEW_SCREENSHOTS")
     if keep:
-        for name in ("gate-review.png", "gate-review-run-tab.png"):
+        for name in SCREENSHOTS:
             shutil.copy(tmp_path / name, Path(keep) / name)
+
+
+def _api_run(base: str, dag_run: Any) -> dict[str, Any]:
+    import httpx
+
+    login = {"username": USER, "password": PASSWORDS[USER]}
+    token = httpx.post(f"{base}/auth/token", json=login).json()["access_token"]
+    params = {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id}
+    auth = {"Authorization": f"Bearer {token}"}
+    (run,) = httpx.get(f"{base}/mlsecops/api/gates", params=params, headers=auth).json()["runs"]
+    return dict(run)
+
+
+def _check_run_page(seen: dict[str, Any], base: str, dag_run: Any) -> None:
+    """Gates in the DAG's order, the decision in words, at least one picture, no script."""
+    run = _api_run(base, dag_run)
+    order = [step["task_id"] for step in run["pipeline"]]
+    assert seen["pipeline"] == order
+    for earlier, later in (("ingest", "validate_data"), ("validate_data", "train"),
+                           ("train", "scan_model"), ("shadow_evaluation", "promote")):  # fmt: skip
+        assert order.index(earlier) < order.index(later), order
+    gates = [g["task"] for g in seen["gates"]]
+    assert gates == [t for t in order if t in gates]  # pipeline order, not the alphabet
+    assert gates != sorted(gates)
+    assert "Candidate vs champion: relative change per metric" in seen["pictures"], seen
+    assert f"{MODEL} v" in seen["decision"] and "Audit entry" in seen["decision"]
+    assert seen["scriptElements"] == 0
+
+
+def _check_inventory(models: list[dict[str, Any]], second_promoted: bool) -> None:
+    """The demo's champion verified; the champion whose artifact changed is not, with why."""
+    by_name = {m["name"]: {a["alias"]: a for a in m["aliases"]} for m in models}
+    champion = by_name[MODEL]["@champion"]
+    assert champion["verified"] == "verified", champion
+    if second_promoted:  # run 2 became champion: run 1 is the previous champion, verified
+        assert by_name[MODEL]["@previous-champion"]["verified"] == "verified"
+    changed = by_name[CHANGED_MODEL]["@champion"]
+    assert changed["verified"] == "not verified" and "model artifact changed" in changed["reason"]

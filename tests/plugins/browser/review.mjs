@@ -1,6 +1,7 @@
 // Log in through the simple auth manager and read the gate review pages in Debian's chromium.
 // Usage: node review.mjs '{"base": "http://127.0.0.1:PORT", "username": "...", "password": "...",
 //   "dagId": "...", "runId": "...", "screenshot": "/path.png", "runScreenshot": "/path.png",
+//   "runPageScreenshot": "/path.png", "modelsScreenshot": "/path.png",
 //   "userDataDir": "/empty/dir", "chromium": "/usr/bin/chromium"}'
 // Prints one JSON object: what an anonymous visit got, and what the logged-in pages show.
 import { chromium } from "playwright-core";
@@ -63,6 +64,35 @@ try {
   const handle = await page.waitForSelector("iframe");
   out.runTabGates = await gateRows(await handle.contentFrame());
   if (cfg.runScreenshot) await page.screenshot({ path: cfg.runScreenshot });
+
+  // The run page itself: gates in DAG order, the decision, the pictures.
+  await page.setViewportSize({ width: 1400, height: 2000 });
+  await page.goto(`${cfg.base}/mlsecops/run?dag_id=${encodeURIComponent(cfg.dagId)}`
+    + `&run_id=${encodeURIComponent(cfg.runId)}`);
+  await page.waitForSelector("section.run");
+  out.runPage = {
+    pipeline: await page.$$eval("nav.pipeline > span > code", (c) => c.map((e) => e.textContent)),
+    gates: (await gateRows(page)).map((g) => ({ task: g.task, gate: g.gate, verdict: g.verdict })),
+    pictures: await page.$$eval("figure.chart svg", (s) => s.map((e) => e.getAttribute("aria-label"))),
+    decision: (await (await page.$(".decision"))?.textContent())?.replace(/\s+/g, " ").trim() ?? "",
+    scriptElements: await page.$$eval("script", (s) => s.length),
+  };
+  if (cfg.runPageScreenshot) await page.screenshot({ path: cfg.runPageScreenshot });
+
+  // The model inventory.
+  await page.goto(`${cfg.base}/mlsecops/models`);
+  await page.waitForSelector("section.model");
+  out.models = await page.$$eval("section.model", (sections) => sections.map((s) => ({
+    name: s.querySelector("h2")?.textContent ?? "",
+    aliases: [...s.querySelectorAll("table.aliases tbody tr")].map((tr) => ({
+      alias: tr.children[0].textContent, version: tr.children[1].textContent,
+      verified: tr.children[2].textContent, reason: tr.children[3].textContent,
+    })),
+  })));
+  if (cfg.modelsScreenshot) {
+    await page.setViewportSize({ width: 1400, height: 1100 });
+    await page.screenshot({ path: cfg.modelsScreenshot });
+  }
 } catch (err) {
   out.error = String(err);
   out.url = page.url();

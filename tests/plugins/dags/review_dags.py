@@ -142,6 +142,7 @@ def register(**context: Any) -> dict[str, str]:
     """Train a tiny real model, log it (skops) and register it, tagged with this run."""
     import mlflow
     import numpy as np
+    from mlflow import MlflowClient
     from sklearn.linear_model import LogisticRegression
 
     from mlsecops_provider.core.settings import Settings
@@ -151,8 +152,10 @@ def register(**context: Any) -> dict[str, str]:
     dag_run = context["dag_run"]
     rows = np.random.default_rng(0).normal(size=(60, 3))
     model = LogisticRegression().fit(rows, (rows[:, 0] > 0).astype(int))
-    mlflow.set_experiment("review-gamma")
-    with mlflow.start_run() as run:
+    client = MlflowClient(settings.tracking_uri)
+    found = client.get_experiment_by_name("review-gamma")  # not set_experiment: no global state
+    experiment = found.experiment_id if found else client.create_experiment("review-gamma")
+    with mlflow.start_run(experiment_id=experiment) as run:
         info = mlflow.sklearn.log_model(
             model, name="model", serialization_format="skops", pip_requirements=["scikit-learn"]
         )
