@@ -4,7 +4,10 @@ Builds (under /tmp, deleted afterwards) a torch.save-style zip of float32 tensor
 joblib-dumped scikit-learn pipeline holding a large training matrix (also dumped as a plain
 protocol-4 pickle, which modelscan parses to the end), then times on each:
 modelscan alone, our content scanner alone, the full ``model_scan`` gate (ours + modelscan)
-and the gate with the SHA-256 subject digest. Target: ours no slower than 1.5x modelscan.
+and the gate with the SHA-256 subject digest, then modelscan and ours each in a fresh
+process (imports included, as in an Airflow task). Target where modelscan really scans (the
+pickle, the torch zip): ours no slower than 1.5x modelscan. (modelscan stops at the first
+joblib array, so the joblib row compares a full scan with a partial one.)
 
     python bench/bench_model_scan.py                 # ~2 GiB checkpoint, ~500 MB joblib
     python bench/bench_model_scan.py --torch-mb 64 --joblib-mb 32   # quick run
@@ -109,7 +112,26 @@ def bench_file(path: Path, repeats: int) -> list[tuple[str, float, str]]:
     rows.append(("gate (ours + modelscan)", gate_s, f"verdict={result.verdict.value}"))
     digest_s, result = _best(lambda: scan_model(path, ModelScanConfig()), repeats)
     rows.append(("gate + sha256 digest", digest_s, f"verdict={result.verdict.value}"))
+    for label, code in COLD.items():  # a fresh process, as every Airflow task is
+        cold_s, _ = _best(lambda code=code: _subprocess(code, path), 1)
+        rows.append((label, cold_s, "imports included"))
     return rows
+
+
+COLD = {
+    "cold: modelscan": "from modelscan.modelscan import ModelScan; ModelScan().scan(PATH)",
+    "cold: ours alone": "from pathlib import Path\n"
+    "from mlsecops_provider.core.scan.content import ContentScanner, scan_content\n"
+    "scan_content(Path(PATH), ContentScanner(), False)",
+}
+
+
+def _subprocess(code: str, path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = f"import logging; logging.disable(logging.CRITICAL); PATH = {str(path)!r}\n{code}"
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
 
 
 def main() -> None:
@@ -142,10 +164,11 @@ def _report(rows: list[tuple[str, float, str]], megabytes: float) -> None:
         ratio = seconds / baseline if baseline else float("inf")
         print(f"  {label:<24} {seconds:8.3f}s {rate:12,.0f} MiB/s  x{ratio:5.2f}  {note}")
     ours = rows[1][1] / baseline if baseline else float("inf")
-    verdict = "OK" if ours <= 1.5 else "SLOWER"
+    cold = rows[5][1] / rows[4][1] if rows[4][1] else float("inf")
+    verdict = "OK" if ours <= 1.5 and cold <= 1.5 else "SLOWER"
     if "errors=0" not in rows[0][2]:
         verdict += " (modelscan stopped at an error, it did not scan the whole file)"
-    print(f"  ours / modelscan = {ours:.2f} (target <= 1.5): {verdict}")
+    print(f"  ours / modelscan = {ours:.2f} warm, {cold:.2f} cold (target <= 1.5): {verdict}")
 
 
 if __name__ == "__main__":
