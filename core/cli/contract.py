@@ -220,6 +220,13 @@ def print_summary(result: Any) -> None:
     print(json.dumps(result.summary(), indent=2, sort_keys=True, default=str))
 
 
+def check_model_uris(args: argparse.Namespace) -> None:
+    """Any ``models:/`` or ``runs:/`` argument needs a usable tracking store: check it first."""
+    values = [v for v in vars(args).values() if isinstance(v, str)]
+    if any(v.startswith(("models:/", "runs:/")) for v in values):
+        check_tracking_uri(getattr(args, "tracking_uri", None))
+
+
 def check_tracking_uri(uri: str | None = None) -> str:
     """The tracking URI, checked before MLflow sees it (a bad sqlite path fails fast)."""
     from mlsecops_provider.core.settings import Settings, check_tracking_uri

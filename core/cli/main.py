@@ -18,6 +18,7 @@ from mlsecops_provider.core.cli.contract import (
     EXIT_ERROR,
     EXIT_FAIL,
     EXIT_PASS,
+    check_model_uris,
     one_line,
     print_error,
     report_failure,
@@ -86,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return EXIT_ERROR
     try:
+        check_model_uris(args)  # an unusable local tracking store fails before MLflow retries
         return int(args.handler(args))
     except KeyboardInterrupt:
         print(f"mlsecops {args.command}: interrupted", file=sys.stderr)

@@ -131,10 +131,11 @@ def test_generic_bad_inputs_exit_2_with_one_line(
         assert_contract(done, f"{flag} not-a-number", flag)
     if has_option(parser, "--policy") and required:
         assert_contract(cli([*path, *required, "--policy", bad["policy"]]), "garbage policy")
-    if required:
+    if required:  # a model named by registry URI, an unusable local tracking store
         monkeypatch.setenv("MLFLOW_TRACKING_URI", bad["tracking"])
         started = time.monotonic()
-        assert_contract(cli([*path, *required]), "unusable tracking URI")
+        by_uri = required_argv(parser, "models:/m/1")
+        assert_contract(cli([*path, *by_uri]), "unusable tracking URI", "tracking URI")
         assert time.monotonic() - started < FAST_SECONDS
     if path not in SPECIFIC:
         warnings.warn(f"mlsecops {' '.join(path)}: generic bad-input cases only", stacklevel=1)
