@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mlsecops_provider.core.shadow.models import LoadedModel
 
 log = logging.getLogger(__name__)
+MAX_CLASSES = 50
 UNITS = "L-inf, in min-max-scaled feature units (each feature divided by its range in the data)"
 
 
@@ -240,6 +241,12 @@ def model_classes(models: list[LoadedModel], y: Any) -> list[Any]:
     import numpy as np
 
     own = models[0].classes
+    labels = np.asarray(y)
+    if own is None and labels.dtype.kind == "f" and len(np.unique(labels)) > MAX_CLASSES:
+        raise DataError(
+            f"{models[0].identity.uri} looks like a regressor (no classes, a continuous "
+            "label): these attacks need a classifier"
+        )
     values = sorted(np.unique(np.asarray(y)).tolist(), key=str)
     if own is not None:
         return list(own) + [v for v in values if v not in own]

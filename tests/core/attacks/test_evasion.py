@@ -127,3 +127,12 @@ def test_bad_inputs(data: pd.DataFrame, models: dict) -> None:
         adversarial(data, LABEL, models["robust"], None, only)
     with pytest.raises(ValueError, match="epsilon"):
         AdversarialConfig(epsilon=0)
+
+
+def test_a_regressor_is_bad_input(data: pd.DataFrame) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    frame = data[NUMERIC].assign(**{LABEL: data["f0"] * 3.0 + data["f1"]})
+    model = loaded(LinearRegression().fit(frame[NUMERIC], frame[LABEL]), "reg")
+    with pytest.raises(DataError, match="looks like a regressor"):
+        adversarial(frame, LABEL, model, None, FAST)
