@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.errors import ConfigError
+from mlsecops_provider.core.pii.names import NameRules
 from mlsecops_provider.core.pii.patterns import scan_text
 
 if TYPE_CHECKING:
@@ -343,12 +344,31 @@ HINTS = (
     (re.compile(r"card|(^|_)cc(_|$)|(^|_)pan($|_)", re.I), "CREDIT_CARD"),
     (re.compile(r"iban|account[-_ ]?n", re.I), "IBAN_CODE"),
     (re.compile(r"(^|_)ip($|_)|ip[-_ ]?addr", re.I), "IP_ADDRESS"),
+    (
+        re.compile(
+            r"(^|[_ ])((first|last|full|given|middle|sur|maiden|family)[_ ]?)?name($|[_ ])"
+            r"|^(customer|client|contact|patient|person|owner|holder)$",
+            re.I,
+        ),
+        "PERSON",
+    ),
 )
 HINT_SHARE = 0.05
 
 
+NOT_PERSON_NAME = re.compile(
+    r"(product|file|company|bank|brand|city|street|host|domain|table|column|field|model|app|"
+    r"branch|merchant|org|business|employer|device|item|event|category|dataset)[_ ]?name",
+    re.I,
+)
+
+
 def hinted_entity(column: str) -> str | None:
-    return next((entity for pattern, entity in HINTS if pattern.search(column)), None)
+    """The PII type a column's name announces (``ssn``, ``phone``, ``first_name``...)."""
+    entity = next((entity for pattern, entity in HINTS if pattern.search(column)), None)
+    if entity == "PERSON" and NOT_PERSON_NAME.search(column):
+        return None
+    return entity
 
 
 def is_numeric(series: pd.Series) -> bool:
@@ -441,15 +461,27 @@ def plan_columns(
     flat = [value for sample in samples.values() for value in sample]
     found = iter(engine.analyze_batch(flat, config.entities, config.min_score, config.batch_size))
     entities = frozenset(config.entities)
+    lexicon = NameRules()
     for column, sample in samples.items():
         hits: Counter[str] = Counter()
         digits = digit_types(sample, column, config.entities)
         for value, digit in zip(sample, digits, strict=True):
             types = {item.entity_type for item in next(found)}
             types |= {span.entity_type for span in scan_text(value, entities)}
+            if "PERSON" in entities and _mostly_names(value, lexicon):
+                types.add("PERSON")
             hits.update(types | ({digit} if digit else set()))
         plans[column] = _decide(column, str(frame[column].dtype), len(sample), hits, config)
     return [plans[str(c)] for c in frame.columns]
+
+
+def _mostly_names(value: str, rules: NameRules) -> bool:
+    """A short value that the name rules (lexicon, context) take as a person for the most part."""
+    if len(value) > 60:
+        return False
+    letters = sum(c.isalpha() for c in value)
+    covered = sum(sum(c.isalpha() for c in value[s.start : s.end]) for s in rules.find(value))
+    return letters > 0 and covered * 2 >= letters
 
 
 def _decide(
@@ -467,8 +499,8 @@ def _decide(
         return ColumnPlan(column, "clean", dtype, sampled=sampled, numeric=numeric)
     entity, share = max(shares.items(), key=lambda item: item[1])
     hint = hinted_entity(column)
-    if hint in shares and shares[hint] >= HINT_SHARE:
-        entity, share = hint, max(share, config.column_hit_share)
+    if share < config.column_hit_share and hint in shares and shares[hint] >= HINT_SHARE:
+        entity, share = hint, config.column_hit_share  # the name says what the few hits are
     if share >= config.column_hit_share:
         operator = config.operators.get(entity, config.default_operator)
         return ColumnPlan(column, "pii", dtype, entity, operator, sampled, shares, numeric)

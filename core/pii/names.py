@@ -96,14 +96,15 @@ class NameRules:
             return self._lower_run(words, i, keys)
         previous = _key(words[i - 1][2]) if i else ""
         after_context = previous in CONTEXT_LOWER or previous in HONORIFICS_LOWER
+        stripped = False
         while keys and keys[0] in NOT_NAMES:  # leading honorifics/context words stay
-            after_context = True
+            after_context = stripped = True
             run, keys = run[1:], keys[1:]
         if not run:
             return []
         strict = [k in self.deny or (self.use_lexicon and k.title() in LEXICON) for k in keys]
         loose = [self.use_lexicon and k.title() in LEXICON_ANY for k in keys]
-        initial = self._sentence_start(text, run[0][0])
+        initial = not stripped and self._sentence_start(text, run[0][0])
         if any(strict) or (any(loose) and (after_context or len(run) > 1 and not initial)):
             return [Span(PERSON, run[0][0], run[-1][1])]
         if after_context and len(run) <= 3 and not initial:

@@ -235,13 +235,15 @@ class TextScanner:
             stage.append(apply_spans(text, spans, function))
         ner = self.ner(stage)
         self.names.learn(stage, ner)
-        seen = list(stage)  # the text NER last saw, per index
+        seen = list(stage)  # the text NER last saw (or settled), per index
         out = []
         for i, text in enumerate(stage):
-            spans = merge_spans(ner[i] + self.rules(text))
+            spans = merge_spans(ner[i] + self.rules(text))  # rules again: the deny list grew
             found[i] += [s.entity_type for s in spans]
             out.append(apply_spans(text, spans, function))
-        residual = self._verify(out, seen, found, function)
+        # an output equal to its stage text has been through the rules and NER as it is
+        changed = [i for i in range(len(out)) if out[i] != seen[i]]
+        residual = self._verify(out, seen, found, function, changed)
         return out, found, residual
 
     def _verify(
@@ -250,10 +252,10 @@ class TextScanner:
         seen: list[str],
         found: list[list[str]],
         function: Callable[[str, str], str],
+        todo: list[int],
     ) -> list[list[str]]:
-        """Rules on every output and NER on every output NER has not seen; repair; residual."""
+        """Rules and NER on every output not yet checked as it is; repair; residual."""
         residual: list[list[str]] = [[] for _ in out]
-        todo = list(range(len(out)))
         for round_ in range(REPAIR_ROUNDS + 1):
             unseen = [i for i in todo if out[i] != seen[i]]
             ner = dict(zip(unseen, self.ner([out[i] for i in unseen]), strict=True))
