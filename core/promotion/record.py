@@ -195,6 +195,7 @@ class PromotionCheck:
     previous_alias: str | None = None
     previous_champion: str | None = None  # the version this promotion replaced
     anchors: tuple[Anchor, ...] = ()  # audit entries the record and the tags name
+    audit_head_seq: int | None = None  # the log's head when the record was signed
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

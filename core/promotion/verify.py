@@ -147,14 +147,66 @@ def _check_audit(
             f"move (#{last.seq} {last.kind}) went to v{target}: moved outside the gate"
         )
         return _fail(check, "alias_moved", reason)
+    problem = _move_problem(report.entries, last, champion)
+    return _fail(check, "audit", problem) if problem else check
+
+
+def _move_problem(
+    entries: Sequence[AuditEntry], last: AuditEntry, champion: PromotionCheck
+) -> str | None:
+    """Is ``last`` a move the gate could have made? (An appended, well-chained entry is not
+    proof: the chain has no key.) A promotion claims its move only if the log's previous
+    move went to the champion the signed record replaced, after the head the record saw."""
+    name, alias = champion.registered_model, champion.signed_alias or champion.alias
+    before = last_move_entry(entries[: last.seq - 1], name, alias)
+    if last.kind == "rollback":
+        came_from, to = str(last.details.get("from_version")), str(last.details.get("to_version"))
+        if before is not None and moved_to(before) != came_from:
+            return f"audit entry #{last.seq} rolls back from v{came_from}, the alias was elsewhere"
+        promoted = _promotion_of(entries[: last.seq - 1], name, alias, came_from)
+        if promoted is not None and str(promoted.details.get("previous_version")) != to:
+            return (
+                f"audit entry #{last.seq} rolls back to v{to}, but v{came_from}'s promotion "
+                f"(#{promoted.seq}) replaced v{promoted.details.get('previous_version')}"
+            )
+        return None
     recorded = last.details.get("evidence_sha256")
-    if last.kind == "promotion" and recorded != champion.evidence_sha256:
-        reason = (
-            f"audit entry #{last.seq} promoted v{target} with record sha256:{recorded}, the "
-            f"version's record is sha256:{champion.evidence_sha256}"
+    if recorded != champion.evidence_sha256:
+        return (
+            f"audit entry #{last.seq} promoted v{moved_to(last)} with record sha256:{recorded}, "
+            f"the version's record is sha256:{champion.evidence_sha256}"
         )
-        return _fail(check, "audit", reason)
-    return check
+    if champion.audit_head_seq is not None and last.seq <= champion.audit_head_seq:
+        return f"audit entry #{last.seq} is older than the head the signed record saw"
+    replaced = moved_to(before) if before else None
+    if replaced is not None and replaced != champion.previous_champion:
+        return (
+            f"audit entry #{last.seq} moves {name}@{alias} from v{replaced}, but the signed "
+            f"record replaced {_v(champion.previous_champion)}: not a move the gate made"
+        )
+    return None
+
+
+def _promotion_of(
+    entries: Sequence[AuditEntry], name: str, alias: str, version: str
+) -> AuditEntry | None:
+    undone = {e.details.get("undoes") for e in entries if e.kind == "refusal"}
+    for entry in reversed(entries):
+        details = entry.details
+        if (
+            entry.kind == "promotion"
+            and entry.seq not in undone
+            and (
+                (details.get("registered_model"), details.get("alias"), str(details.get("version")))
+                == (name, alias, version)
+            )
+        ):
+            return entry
+    return None
+
+
+def _v(version: str | None) -> str:
+    return f"v{version}" if version else "no champion"
 
 
 def moved_to(entry: AuditEntry) -> str:
@@ -267,7 +319,14 @@ def verify_version(
         previous_alias=predicate.get("previousAlias"),
         previous_champion=None if previous in (None, "", "none") else str(previous),
         anchors=_anchors(tags, predicate),
+        audit_head_seq=_head_seq(predicate),
     )  # fmt: skip
+
+
+def _head_seq(predicate: Mapping[str, Any]) -> int | None:
+    head = predicate.get("auditHead")
+    seq = head.get("seq") if isinstance(head, Mapping) else None
+    return seq if isinstance(seq, int) else None
 
 
 __all__ = ["last_move_entry", "moved_to", "verify_promotion", "verify_version"]

@@ -154,3 +154,50 @@ def test_borrowed_record_tags_fail_on_the_subject(world: World) -> None:
     world.client.set_registered_model_alias("borrow", "champion", unsigned.version)
     check = _verify(world, "borrow", "champion", audit=False)
     assert not check.verified and check.code == "wrong_subject"
+
+
+def test_hand_move_covered_by_a_forged_audit_entry_fails(
+    world: World, three: tuple[Candidate, ...]
+) -> None:
+    """Registry + evidence-store attacker: a well-chained forged promotion entry is not enough."""
+    first, second, third = three
+    name = first.name
+    tags = world.client.get_model_version(name, first.version).tags
+    world.client.set_registered_model_alias(name, "champion", first.version)
+    forged = world.audit.append(  # the chain has no key: anyone who can write it can append
+        "promotion",
+        {
+            "registered_model": name,
+            "version": first.version,
+            "alias": "champion",
+            "previous_version": third.version,
+            "evidence_uri": tags["mlsecops.promotion.evidence_uri"],
+            "evidence_sha256": tags["mlsecops.promotion.evidence_sha256"],
+        },
+    )
+    for tag, value in (("audit_seq", str(forged.seq)), ("audit_hash", forged.hash)):
+        world.client.set_model_version_tag(name, first.version, f"mlsecops.promotion.{tag}", value)
+    check = _verify(world, name, "champion")
+    assert not check.verified and check.code == "audit", check.reason
+    assert "not a move the gate made" in check.reason
+
+
+def test_forged_rollback_entry_to_an_older_version_fails(
+    world: World, three: tuple[Candidate, ...]
+) -> None:
+    """A forged rollback can only claim the champion's own predecessor, never an older one."""
+    first, second, third = three
+    name = first.name
+    world.client.set_registered_model_alias(name, "champion", first.version)
+    world.audit.append(
+        "rollback",
+        {
+            "registered_model": name,
+            "alias": "champion",
+            "from_version": third.version,
+            "to_version": first.version,
+        },
+    )
+    check = _verify(world, name, "champion")
+    assert not check.verified and check.code == "audit", check.reason
+    assert f"replaced v{second.version}" in check.reason
