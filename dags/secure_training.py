@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
+from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
@@ -167,12 +168,13 @@ with DAG(
             "raw": ingest.output,
             "validated": validate.output,
             "deidentified": deidentify.output["dataset"],
+            "holdout": train.output["holdout"],  # what the shadow evaluation scored
         },
         gate_results=gates,
         aws_conn_id=AWS_CONN_ID,
     )
-    approve = None
-    if REQUIRE_APPROVAL:  # a Reject skips `promote`: the champion stays
+    approve = given = None
+    if REQUIRE_APPROVAL:  # a Reject skips `approval_given`; `promote` refuses it (audited)
         approve = ApprovalOperator(
             task_id="approve_promotion",
             subject="Promote {{ ti.xcom_pull(task_ids='register_model')['name'] }} "
@@ -180,7 +182,8 @@ with DAG(
             body="Gate verdicts and evidence links are on this run's tasks and its MLflow run.",
             response_timeout=timedelta(hours=24),
         )
-        provenance >> approve
+        given = EmptyOperator(task_id="approval_given")
+        provenance >> approve >> given
     promote = SignedPromotionGateOperator(
         task_id="promote",
         model=register.output,
@@ -189,9 +192,12 @@ with DAG(
         policy_path=POLICY_PATH,
         signing_key_conn_id=SIGNING_CONN_ID,
         signing_key_path=SIGNING_KEY_PATH,
-        approval=approve.output if approve else None,
+        approval_task_id=approve.task_id if approve else None,  # pulled: no direct edge
         require_approval=REQUIRE_APPROVAL or None,  # None: the policy decides
+        trigger_rule="none_failed" if approve else "all_success",
         aws_conn_id=AWS_CONN_ID,
     )
     ingest >> validate >> deidentify >> train >> scan >> shadow >> register >> provenance >> promote
     audit >> provenance
+    if given is not None:
+        given >> promote
