@@ -70,7 +70,9 @@ def explain_gate(
     task = infer_task("auto", candidate, y)
     positive = positive_label(None, candidate, y) if task == CLASSIFICATION else None
     status = champion_status(candidate, champion)
-    models = {"candidate": candidate, **({"champion": champion} if status == "compared" else {})}
+    models: dict[str, LoadedModel] = {"candidate": candidate}
+    if champion is not None and status == "compared":
+        models["champion"] = champion
     order = np.random.default_rng(config.seed).permutation(len(frame))
     runs = {name: _Run(m, frame, label, order, positive, config) for name, m in models.items()}
     rows = min(run.affordable_rows for run in runs.values())
@@ -104,7 +106,7 @@ def explain_gate(
         findings, warnings = findings + warnings, []
     subjects = {**(subjects or {}), "candidate": f"sha256:{candidate.digest}"}
     if "champion" in models:
-        subjects["champion"] = f"sha256:{champion.digest}"  # type: ignore[union-attr]
+        subjects["champion"] = f"sha256:{models['champion'].digest}"
     return gate_result(details, findings, warnings, subjects), details
 
 

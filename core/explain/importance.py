@@ -80,7 +80,8 @@ def forbidden_findings(
     """(status of every forbidden feature, failing findings)."""
     by_name = {r["feature"]: r for r in table}
     rank_of = ranks(table)
-    statuses, findings = [], []
+    statuses: list[dict[str, Any]] = []
+    findings: list[dict[str, Any]] = []
     for name in forbidden:
         row = by_name.get(name)
         if row is None:

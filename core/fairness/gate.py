@@ -73,7 +73,9 @@ def fairness_gate(
     y = (y_raw == positive).astype(np.int64)
     codes = {col: group_codes(frame, col, config.bins.get(col)) for col in columns}
     status = champion_status(candidate, champion)
-    models = {"candidate": candidate, **({"champion": champion} if status == "compared" else {})}
+    models: dict[str, LoadedModel] = {"candidate": candidate}
+    if champion is not None and status == "compared":
+        models["champion"] = champion
     preds = {n: predictions(m, frame, label, CLASSIFICATION, positive) for n, m in models.items()}
     results, findings = {}, []
     for i, col in enumerate(columns):
@@ -99,8 +101,8 @@ def fairness_gate(
         "columns": results,
         "bootstrap": {
             "resamples": config.bootstrap_resamples, "confidence": config.confidence,
-            "seed": config.seed, "method": stats.__doc__.split("\n\n")[1].replace("\n", " "),
-        },  # type: ignore[union-attr]
+            "seed": config.seed, "method": stats.METHOD,
+        },
         "config": {field: getattr(config, field) for _, field, _ in RULES}
         | {"min_group_size": config.min_group_size, "champion_tolerance":
            config.champion_tolerance, "use_interval": config.use_interval},
@@ -137,7 +139,7 @@ def _column(
             f"sensitive column {column!r}: fewer than two groups have min_group_size "
             f"{config.min_group_size} rows (sizes {dict(zip(names, sizes.tolist(), strict=True))})"
         )
-    per_model = {}
+    per_model: dict[str, dict[str, Any]] = {}
     for m, (name, pred) in enumerate(preds.items()):
         point = stats.rates(counts, n_groups, len(preds), m)
         boot = stats.rates(draws, n_groups, len(preds), m)

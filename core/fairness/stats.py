@@ -16,6 +16,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
+METHOD = (
+    "multinomial bootstrap of the (group, label, prediction[, champion prediction]) cell "
+    "counts, exact for row resampling; percentile intervals for group rates, basic "
+    "(reverse-percentile) intervals for disparities; paired with the champion"
+)
 RATES = ("selection_rate", "true_positive_rate", "false_positive_rate", "accuracy")
 DISPARITIES = (
     "demographic_parity_difference",
