@@ -104,3 +104,46 @@ def test_store_refuses_writes_outside_its_root(tmp_path: Path) -> None:
     store = EvidenceStore((tmp_path / "evidence").as_uri())
     with pytest.raises(StorageError, match="outside the evidence store"):
         store.put_bytes((tmp_path / "elsewhere.json").as_uri(), b"{}")
+
+
+def test_subjects_are_parsed_into_kind_name_and_digest() -> None:
+    from mlsecops_provider.core.evidence import Subject, parse_subjects
+
+    digest = "ab" * 32
+    subjects = {
+        "model": digest,
+        "dataset:raw": f"sha256:{digest}",
+        "data": digest,
+        "candidate": f"sha256:{digest}",
+        "reference": digest,
+        "sbom": digest,
+        "path": "/tmp/model",  # not a digest: no subject
+        "weird:x": digest,
+    }
+    found = {(s.kind, s.name) for s in parse_subjects(subjects)}
+    assert found == {
+        ("model", "model"),
+        ("dataset", "raw"),
+        ("dataset", "data"),
+        ("model", "candidate"),
+        ("reference", "reference"),
+        ("sbom", "sbom"),
+        ("other", "weird:x"),
+    }
+    result = GateResult(gate="g", verdict="pass", subjects={"model": digest}, dag_id="d")
+    assert result.subject_refs() == [Subject("model", "model", digest)]
+    assert GateResult.from_json(result.to_json()).dag_id == "d"
+    assert result.summary()["dag_id"] == "d"
+
+
+def test_evidence_segments_are_injective_and_safe() -> None:
+    from mlsecops_provider.core.evidence import evidence_segment
+
+    assert evidence_segment("secure_training") == "secure_training"
+    assert evidence_segment("manual__2026-01-01T00:00:00+00:00") == (
+        "manual__2026-01-01T00=3A00=3A00=2B00=3A00"
+    )
+    assert evidence_segment("..") == "=2E." and evidence_segment("a=b") == "a=3Db"
+    assert len({evidence_segment(v) for v in ("a:b", "a_b", "a=3Ab", "a.b")}) == 4
+    with pytest.raises(ValueError):
+        evidence_segment("")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,14 +148,51 @@ def test_cli_audit_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     from mlsecops_provider.core.cli.promotion_cmd import run_audit_verify
 
     audit = _filled(tmp_path)
-    assert run_audit_verify(_Args(log=audit.uri)) == 0
+    args = _Args(log=audit.uri, tracking_uri=None, no_registry=True)
+    assert run_audit_verify(args) == 0
     assert "OK" in capsys.readouterr().out
     lines = _lines(audit)
     _write(audit, [lines[0], lines[2]])
-    assert run_audit_verify(_Args(log=audit.uri)) == 1
+    assert run_audit_verify(args) == 1
     assert "BROKEN" in capsys.readouterr().out
 
 
 class _Args:
-    def __init__(self, **values: str) -> None:
+    def __init__(self, **values: Any) -> None:
         self.__dict__.update(values)
+
+
+def test_trailing_whitespace_is_not_corruption_and_appends_continue(tmp_path: Path) -> None:
+    audit = _filled(tmp_path, 2)
+    path = local_log_path(audit.uri)
+    path.write_bytes(path.read_bytes() + b"\n\n  \n")
+    assert audit.verify().ok
+    audit.append("refusal", {"version": "3"})
+    assert [e.seq for e in audit.entries()] == [1, 2, 3]
+    assert b"\n\n" not in path.read_bytes()
+
+
+def test_anchors_catch_truncation_without_the_head_file(tmp_path: Path) -> None:
+    from mlsecops_provider.core.promotion.audit_log import Anchor
+
+    audit = _filled(tmp_path, 3)
+    last = audit.entries()[-1]
+    anchor = Anchor(last.seq, last.hash, "the test's tags")
+    assert audit.verify([anchor]).ok
+    _write(audit, _lines(audit)[:2])
+    Path(f"{local_log_path(audit.uri)}.head.json").unlink()
+    assert audit.verify().ok  # the head file was the only other witness
+    report = audit.verify([anchor])
+    assert not report.ok and "the test's tags records entry #3 (truncated)" in report.problem
+    assert "rewritten" in audit.verify([Anchor(2, "0" * 64, "x")]).problem
+
+
+def test_a_failed_precondition_appends_nothing(tmp_path: Path) -> None:
+    from mlsecops_provider.core.promotion.audit_log import PreconditionFailed
+
+    audit = _filled(tmp_path, 1)
+    with pytest.raises(PreconditionFailed, match="no"):
+        audit.append("promotion", {}, precondition=lambda entries: "no")
+    assert len(audit.entries()) == 1
+    audit.append("promotion", {}, precondition=lambda entries: None)
+    assert len(audit.entries()) == 2
