@@ -43,36 +43,15 @@ SAFE_CALLS = frozenset(
         "joiner",
     ]
 )
-SAFE_METHODS = frozenset(
-    [
-        "strip",
-        "lstrip",
-        "rstrip",
-        "split",
-        "rsplit",
-        "splitlines",
-        "upper",
-        "lower",
-        "title",
-        "capitalize",
-        "startswith",
-        "endswith",
-        "replace",
-        "join",
-        "items",
-        "keys",
-        "values",
-        "get",
-        "count",
-        "find",
-        "rfind",
-        "index",
-        "isdigit",
-        "isalpha",
-        "isspace",
-        "cycle",
-    ]
+_METHODS = (
+    "strip lstrip rstrip split rsplit splitlines upper lower title capitalize startswith "
+    "endswith replace join items keys values get count find rfind index isdigit isalpha "
+    "isspace isupper islower isalnum isnumeric istitle zfill ljust rjust center partition "
+    "rpartition casefold swapcase removeprefix removesuffix cycle"
 )
+_FILTERS = "attr map selectattr rejectattr sort groupby sum unique min max dictsort"
+SAFE_METHODS = frozenset(_METHODS.split())
+ATTRIBUTE_FILTERS = frozenset(_FILTERS.split())
 
 
 class GGUFError(ValueError):
@@ -186,28 +165,65 @@ def template_problems(template: Any) -> list[str]:
     except RecursionError:
         return ["chat template nested too deeply to check"]
     unsafe = set(UNSAFE_FUNCTION_ATTRIBUTES) | set(UNSAFE_METHOD_ATTRIBUTES) | {"mro", "format"}
+    consts = _constants(tree)
     found: list[str] = []
+
+    def bad(name: str | None) -> bool:
+        return name is not None and (name.startswith("_") or name in unsafe)
+
     for filtered in tree.find_all(nodes.Filter):
-        args = [*filtered.args, *(k.value for k in filtered.kwargs)]
-        names = [a.value for a in args if isinstance(a, nodes.Const) and isinstance(a.value, str)]
-        if filtered.name == "attr" or any(n.startswith("_") or n in unsafe for n in names):
+        if filtered.name not in ATTRIBUTE_FILTERS:
+            continue
+        named = [*filtered.args, *(k.value for k in filtered.kwargs if k.key == "attribute")]
+        texts = [_text(a, consts) for a in named]
+        computed = filtered.name == "attr" and any(t is None for t in texts)
+        if computed or any(bad(t) for t in texts):
             found.append(f"chat template filter {filtered.name!r} reaches attributes by name")
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Call)):
-        attr = _attribute(node)
-        if attr is not None and (attr.startswith("_") or attr in unsafe):
+        attr = str(node.attr) if isinstance(node, nodes.Getattr) else None
+        if isinstance(node, nodes.Getitem):
+            attr = _text(node.arg, consts)
+        if bad(attr):
             found.append(f"chat template reaches attribute {attr!r}")
         if isinstance(node, nodes.Call) and not _safe_call(node):
             found.append(f"chat template calls {_callee(node)}")
     return sorted(set(found))
 
 
-def _attribute(node: Any) -> str | None:
+def _constants(tree: Any) -> dict[str, str]:
+    """Template variables set to constant strings (``{% set a = '__cl' ~ 'ass__' %}``)."""
     from jinja2 import nodes
 
-    if isinstance(node, nodes.Getattr):
-        return str(node.attr)
-    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
-        return node.arg.value if isinstance(node.arg.value, str) else None
+    consts: dict[str, str] = {}
+    for _ in range(2):
+        for assign in tree.find_all(nodes.Assign):
+            value = _text(assign.node, consts)
+            if isinstance(assign.target, nodes.Name) and value is not None:
+                consts[assign.target.name] = value
+    return consts
+
+
+def _text(node: Any, consts: dict[str, str], depth: int = 0) -> str | None:
+    """The string a constant expression evaluates to (None if it is not constant)."""
+    from jinja2 import nodes
+
+    if depth > 50:
+        return None
+    if isinstance(node, nodes.Const):
+        return node.value if isinstance(node.value, str) else None
+    if isinstance(node, nodes.Name):
+        return consts.get(node.name)
+    if isinstance(node, nodes.Concat):
+        parts = [_text(n, consts, depth + 1) for n in node.nodes]
+        return None if None in parts else "".join(p for p in parts if p is not None)
+    if isinstance(node, nodes.Add):
+        left, right = _text(node.left, consts, depth + 1), _text(node.right, consts, depth + 1)
+        return left + right if left is not None and right is not None else None
+    if isinstance(node, nodes.Mul):
+        for text_node, count in ((node.left, node.right), (node.right, node.left)):
+            text = _text(text_node, consts, depth + 1)
+            if text is not None and isinstance(count, nodes.Const) and isinstance(count.value, int):
+                return text * min(count.value, 64)
     return None
 
 

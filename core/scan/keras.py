@@ -158,13 +158,12 @@ def _objects(config: Any) -> Iterator[tuple[dict[str, Any], str]]:
 
 
 def _arguments(node: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:
-    """String arguments of an object: (key, value, given directly rather than in a list)."""
+    """String arguments of an object (list items are data, e.g. vocabulary tokens, never
+    paths Keras opens, so they are not checked)."""
     config = node.get("config")
     for key, value in config.items() if isinstance(config, dict) else ():
         if isinstance(value, str):
             yield str(key), value, True
-        elif isinstance(value, list):
-            yield from ((str(key), v, False) for v in value if isinstance(v, str))
 
 
 def _scan_embedded(node: dict[str, Any], source: str, scan: Callable[[bytes, str], None]) -> None:

@@ -72,7 +72,17 @@ def test_gguf_with_a_standard_chat_template_passes(tmp_path: Path) -> None:
     assert result.metrics["formats"]["model.gguf"] == "gguf"
 
 
-@pytest.mark.parametrize("template", [LLAMA_DRAMA, ATTR_FILTER], ids=["llama_drama", "attr"])
+SSTI = {
+    "llama_drama": LLAMA_DRAMA, "attr_filter": ATTR_FILTER,
+    "attr_computed_name": "{{ ()|attr('_' * 2 + 'class' + '_' * 2) }}",
+    "set_variable_name": "{% set a = '__cla' ~ 'ss__' %}{{ messages[a] }}",
+    "map_attribute": "{{ messages|map(attribute='__class__')|list }}",
+    "lipsum_globals": "{{ lipsum['__globals__']['os'].popen('id').read() }}",
+    "cycler_init_globals": "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("template", list(SSTI.values()), ids=list(SSTI))
 def test_gguf_chat_template_injection_is_found(template: str, tmp_path: Path) -> None:
     """Templates that reach dunder attributes, by name or through filters, fail."""
     result = scan_model(_file(tmp_path, "model.gguf", gguf_file(template)))
