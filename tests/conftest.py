@@ -122,7 +122,7 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
             try:
                 code = main([str(a) for a in argv])
             except SystemExit as stop:  # --help, usage errors
-                code = stop.code if isinstance(stop.code, int) else 2
+                code = 0 if stop.code is None else stop.code if isinstance(stop.code, int) else 2
         sys.stdout.write(out.getvalue())
         sys.stderr.write(err.getvalue())
         return CliResult(int(code), out.getvalue(), err.getvalue())
