@@ -361,8 +361,13 @@ def judge_all(
     judged = []
     for trigger, _ in order[:MAX_REFITS]:
         judged.append(judge(search, trigger, frame, label, config, champion))
-    if len(order) > MAX_REFITS:
+    why = f"not judged: refit budget ({MAX_REFITS})"
+    skipped = [
+        {**_as_dict(t), "carrying_rows": n, "explained": None, "reference": why}
+        for t, n in order[MAX_REFITS:]
+    ]
+    if skipped:
         log.warning(
             "%d carried trigger(s) beyond %d not judged", len(order) - MAX_REFITS, MAX_REFITS
         )
-    return judged + examples, len(rest)
+    return judged + examples + skipped[:20], len(rest)

@@ -314,7 +314,7 @@ def backdoor_scan(
     other = compared_champion(candidate, champion)
     search, found, stats = find_triggers(candidate, frame, label, config)
     judged, unjudged = judge_all(search, found, frame, label, config, other)
-    bad = [j for j in judged if not j["explained"]]
+    bad = [j for j in judged if j["explained"] is False]
     quarantine = sorted({int(p) for j in bad for p in search.carriers_of(j)})
     findings = [
         _finding(
@@ -331,6 +331,7 @@ def backdoor_scan(
         "triggers_found": len(found),
         "triggers_without_carrying_rows": unjudged,
         "triggers_unexplained": len(bad),
+        "triggers_not_judged": sum(1 for j in judged if j["explained"] is None),
         "quarantined_rows": len(quarantine),
         "strongest_success_rate": strongest,
         "evaluations": stats["evaluations"],
@@ -348,7 +349,8 @@ def backdoor_scan(
     subjects = {**(subjects or {}), **_model_subjects(candidate, other)}
     passed = (
         f"no unexplained trigger at or above {config.success_rate:.0%} success "
-        f"({len(found)} found, all explained; strongest {strongest:.0%})"
+        f"({len(found)} found, none unexplained, {metrics['triggers_not_judged']} beyond the "
+        f"refit budget; strongest {strongest:.0%})"
     )
     result = build_result(BACKDOOR_GATE, findings, metrics, subjects, passed)
     return result, details
