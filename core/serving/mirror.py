@@ -35,7 +35,7 @@ def jsonable_values(raw: Any) -> list[str]:
     values = _get_jsonable_obj(raw, pandas_orient="records")
     if not isinstance(values, list):
         values = [values]
-    return [json.dumps(v, cls=NumpyEncoder, sort_keys=True) for v in values]
+    return [json.dumps(v, cls=NumpyEncoder) for v in values]
 
 
 @dataclass

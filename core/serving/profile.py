@@ -53,6 +53,7 @@ class ProfileCheck:
 
     rows_out: list[bool]
     violations: Counter[str] = field(default_factory=Counter)
+    values: dict[str, list[Any]] = field(default_factory=dict)  # the checked columns' values
 
     @property
     def out_of_profile(self) -> int:
@@ -87,7 +88,7 @@ class TrainingProfile:
                 if kind:
                     seen[kind] += 1
                     rows_out[i] = True
-        return None, ProfileCheck(rows_out, seen)
+        return None, ProfileCheck(rows_out, seen, data)
 
     def types_problem(self, frame: pd.DataFrame) -> str | None:
         return self.inspect(frame)[0]

@@ -120,6 +120,22 @@ def enforce_schema(
         ) from err
 
 
+def answer_body(raw: Any) -> tuple[str, list[str]]:
+    """MLflow's answer body and each prediction's JSON, from one conversion.
+
+    ``predictions_to_json`` writes ``json.dump({"predictions": obj}, cls=NumpyEncoder)``; for
+    a list that is the items' JSON joined by ``", "`` (json's default separator), so the body
+    is built from the items (a non-list answer goes through MLflow's function itself).
+    """
+    from mlflow.utils.proto_json_utils import NumpyEncoder, _get_jsonable_obj
+
+    obj = _get_jsonable_obj(raw, pandas_orient="records")
+    if not isinstance(obj, list):
+        return predictions_json(raw), [json.dumps(obj, cls=NumpyEncoder)]
+    values = [json.dumps(v, cls=NumpyEncoder) for v in obj]
+    return '{"predictions": [' + ", ".join(values) + "]}", values
+
+
 def predictions_json(raw: Any) -> str:
     """The body MLflow's scoring server returns for these predictions."""
     from mlflow.pyfunc.scoring_server import predictions_to_json

@@ -22,13 +22,13 @@ from mlsecops_provider.core.evidence import utcnow
 from mlsecops_provider.core.serving.config import ServingConfig
 from mlsecops_provider.core.serving.loading import ServedModel
 from mlsecops_provider.core.serving.metrics import ServingMetrics
-from mlsecops_provider.core.serving.mirror import ShadowMirror, jsonable_values
+from mlsecops_provider.core.serving.mirror import ShadowMirror
 from mlsecops_provider.core.serving.prediction_log import INPUT_PREFIX, PredictionLog
 from mlsecops_provider.core.serving.profile import TrainingProfile
 from mlsecops_provider.core.serving.protocol import (
     RequestRejected,
+    answer_body,
     enforce_schema,
-    predictions_json,
 )
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class ServingService:
 
     # ------------------------------------------------------------------ checks
 
-    def validate(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
+    def validate(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, Any, dict[str, list[Any]]]:
         """Schema, types and size (RequestRejected); the frame and its out-of-profile mask."""
         if len(frame) > self.config.max_rows:
             raise RequestRejected(
@@ -112,7 +112,7 @@ class ServingService:
         flavor = getattr(self.champion.pyfunc, "loader_module", None)
         enforced = enforce_schema(frame, self.champion.input_schema, flavor)
         if check is None:
-            return enforced, None
+            return enforced, None, {}
         for kind, count in check.violations.items():
             self.metrics.profile_violations.labels(kind).inc(count)
         out = check.out_of_profile
@@ -125,12 +125,12 @@ class ServingService:
                     f"{out} row(s) outside the champion's training profile ({kinds})",
                     "out_of_profile",
                 )
-        return enforced, check.rows_out if out else None
+        return enforced, check.rows_out if out else None, check.values
 
     # ------------------------------------------------------------------ answering
 
     async def answer(self, frame: pd.DataFrame, request_id: str) -> Answer:
-        enforced, rows_out = self.validate(frame)
+        enforced, rows_out, checked = self.validate(frame)
         reason, champion_raw, champion_ms, error = "", None, (None, None), ""
         if rows_out is not None and self.config.out_of_profile == "fallback":
             reason = "out_of_profile"
@@ -151,17 +151,26 @@ class ServingService:
         served, raw = self.champion, champion_raw
         if reason:
             served, raw = await self._fall_back(reason, enforced)
-        values = jsonable_values(raw)
+        body, values = answer_body(raw)
         if len(values) != len(frame):
             raise RequestRejected(
                 500, f"the model returned {len(values)} predictions for {len(frame)} rows", "model"
             )
         champion_values = values if served is self.champion else [None] * len(values)
         rows = self._log_rows(
-            frame, request_id, served, values, champion_values, champion_ms, error, reason, rows_out
+            frame,
+            request_id,
+            served,
+            values,
+            champion_values,
+            champion_ms,
+            error,
+            reason,
+            rows_out,
+            checked,
         )
         self.mirror.submit(enforced, rows)
-        return Answer(predictions_json(raw), served.version, reason, len(frame))
+        return Answer(body, served.version, reason, len(frame))
 
     async def _fall_back(self, reason: str, frame: pd.DataFrame) -> tuple[ServedModel, Any]:
         if self.fallback is None:
@@ -203,12 +212,15 @@ class ServingService:
         error: str,
         reason: str,
         rows_out: Any,
+        checked: dict[str, list[Any]],
     ) -> list[dict[str, Any]]:
         now = utcnow()
-        records = frame.to_dict("records")
+        data = checked or frame.to_dict("list")
+        names = sorted(data)
         logged = [c for c in self.config.log_columns if c in frame.columns]
         rows = []
-        for i, record in enumerate(records):
+        for i in range(len(frame)):
+            record = {name: data[name][i] for name in names}
             digest = hashlib.sha256(
                 json.dumps(record, sort_keys=True, default=str).encode()
             ).hexdigest()
@@ -224,6 +236,6 @@ class ServingService:
                 "shadow_sha256": self.shadow.digest if self.shadow else None,
             }  # fmt: skip
             for column in logged:
-                row[f"{INPUT_PREFIX}{column}"] = str(record[column])
+                row[f"{INPUT_PREFIX}{column}"] = str(frame[column].iloc[i])
             rows.append(row)
         return rows
