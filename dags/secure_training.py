@@ -23,12 +23,15 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 from mlsecops_provider.core.settings import mlsecops_home
+from mlsecops_provider.operators.adversarial import AdversarialOperator
+from mlsecops_provider.operators.backdoor_scan import BackdoorScanOperator
 from mlsecops_provider.operators.dependency_audit import DependencyAuditOperator
 from mlsecops_provider.operators.explainability import ExplainabilityOperator
 from mlsecops_provider.operators.fairness import FairnessOperator
 from mlsecops_provider.operators.ingest import DatasetIngestOperator
 from mlsecops_provider.operators.model_scan import ModelScanOperator
 from mlsecops_provider.operators.pii import PIIDeidentifyOperator
+from mlsecops_provider.operators.privacy_risk import PrivacyRiskOperator
 from mlsecops_provider.operators.promotion import SignedPromotionGateOperator
 from mlsecops_provider.operators.provenance import ProvenanceOperator
 from mlsecops_provider.operators.register import RegisterModelOperator
@@ -153,6 +156,36 @@ with DAG(
         aws_conn_id=AWS_CONN_ID,
     )
     scan >> [explain, fairness]  # a model is loaded only after its scan passed
+    # attack the candidate afresh: membership inference (training rows vs holdout), evasion
+    # (against the champion on the holdout), backdoor triggers (screening the training rows)
+    privacy = PrivacyRiskOperator(
+        task_id="privacy_risk",
+        model=train.output,
+        train_dataset=deidentify.output["dataset"],
+        holdout_dataset=train.output["holdout"],
+        training_includes_holdout=True,  # the train task split this table
+        label_column=LABEL,
+        policy_path=POLICY_PATH,
+        aws_conn_id=AWS_CONN_ID,
+    )
+    adversarial = AdversarialOperator(
+        task_id="adversarial",
+        model=train.output,
+        dataset=train.output["holdout"],
+        label_column=LABEL,
+        policy_path=POLICY_PATH,
+        aws_conn_id=AWS_CONN_ID,
+    )
+    backdoor = BackdoorScanOperator(
+        task_id="backdoor_scan",
+        model=train.output,
+        dataset=deidentify.output["dataset"],
+        label_column=LABEL,
+        policy_path=POLICY_PATH,
+        aws_conn_id=AWS_CONN_ID,
+    )
+    attacks = [privacy, adversarial, backdoor]
+    scan >> attacks
     register = RegisterModelOperator(
         task_id="register_model", model=train.output, gate_results=[scan.output, shadow.output]
     )
@@ -161,6 +194,7 @@ with DAG(
     )
     gates = [validate.output, deidentify.output["gate"], scan.output, shadow.output, audit.output]
     gates += [explain.output, fairness.output]
+    gates += [privacy.output, adversarial.output, backdoor.output]
     provenance = ProvenanceOperator(
         task_id="provenance",
         model=register.output,
@@ -199,5 +233,6 @@ with DAG(
     )
     ingest >> validate >> deidentify >> train >> scan >> shadow >> register >> provenance >> promote
     audit >> provenance
+    attacks >> register
     if given is not None:
         given >> promote
