@@ -162,3 +162,28 @@ def test_the_dag_diagram_has_the_dags_order() -> None:
             assert after in dag.get_task(before).get_flat_relative_ids(upstream=False), (
                 f"README shows {before} ─► {after}, but {after} is not downstream of {before}"
             )
+
+
+def test_mlsecops_policy_reaches_every_gate_of_the_example_dags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from mlsecops_provider.core.settings import packaged_file
+    from mlsecops_provider.operators.base import MLSecOpsOperator
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_bytes(packaged_file("policies", "default.yaml").read_bytes())
+    monkeypatch.setenv("MLSECOPS_POLICY", str(policy))
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    gates = 0
+    for dag_id in ("secure_training", "retrain_on_drift"):
+        for task in bag.dags[dag_id].tasks:
+            if isinstance(task, MLSecOpsOperator):  # explicit policy_path, else the variable
+                assert task.load_policy().source == str(policy), f"{dag_id}.{task.task_id}"
+                gates += 1
+            elif hasattr(task, "policy_path"):  # sensors: the DAG passes it
+                assert task.policy_path == str(policy), f"{dag_id}.{task.task_id}"
+                gates += 1
+    assert gates >= 8
