@@ -87,6 +87,9 @@ def handle(args: argparse.Namespace) -> int:
 def _print(result: dict[str, Any], details: dict[str, Any]) -> None:
     print(f"{result['gate']}: {result['verdict'].upper()} - {result['message']}")
     for column, res in details["columns"].items():
+        if not res["judged"]:
+            print(f"  {res['note']}")
+            continue
         for name in SHOWN:
             d = res["disparities"][name]
             ci = d.get("candidate_ci")

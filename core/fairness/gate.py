@@ -82,12 +82,17 @@ def fairness_gate(
         result = _column(col, codes[col], y, preds, config, config.seed + i)
         results[col] = result
         findings += [c for c in result["checks"] if c["status"] != "pass"]
+    if not any(r["judged"] for r in results.values()):
+        notes = "; ".join(r["note"] for r in results.values())
+        raise DataError(f"no sensitive column can be judged: {notes}")
     inputs = _sensitive_inputs(models, columns)
     warnings = [
         {"kind": "sensitive_input", "feature": col, "message": f"sensitive column {col!r} is a "
          "model input (keep it in the evaluation copy only)"}
         for col in inputs
     ] if config.warn_on_sensitive_input else []  # fmt: skip
+    warnings += [{"kind": "not_judged", "column": col, "message": r["note"]}
+                 for col, r in results.items() if not r["judged"]]  # fmt: skip
     details = {
         "label": label,
         "positive_label": positive.item() if hasattr(positive, "item") else positive,
@@ -135,10 +140,7 @@ def _column(
     sizes = np.bincount(codes, minlength=n_groups)
     judged = sizes >= config.min_group_size
     if judged.sum() < 2:
-        raise DataError(
-            f"sensitive column {column!r}: fewer than two groups have min_group_size "
-            f"{config.min_group_size} rows (sizes {dict(zip(names, sizes.tolist(), strict=True))})"
-        )
+        return _unjudged(column, names, sizes, config.min_group_size)
     per_model: dict[str, dict[str, Any]] = {}
     for m, (name, pred) in enumerate(preds.items()):
         point = stats.rates(counts, n_groups, len(preds), m)
@@ -155,6 +157,7 @@ def _column(
               for g in range(n_groups)]  # fmt: skip
     disparities = {d: _disparity(d, per_model, config.confidence) for d in stats.DISPARITIES}
     return {
+        "judged": True,
         "groups": groups,
         "judged_groups": [names[g] for g in range(n_groups) if judged[g]],
         "unjudged_groups": [names[g] for g in range(n_groups) if not judged[g]],
@@ -163,6 +166,24 @@ def _column(
         "overall": {name: v["table"]["__overall__"] for name, v in per_model.items()},
         "checks": _checks(column, disparities, config, "champion" in per_model),
     }
+
+
+def _unjudged(column: str, names: list[str], sizes: Any, min_size: int) -> dict[str, Any]:
+    """A column whose groups are too small to compare: reported, not judged."""
+    hint = " (a numeric column? set gates.fairness.bins)" if len(names) > 10 else ""
+    return {
+        "judged": False,
+        "groups": [{"group": n, "size": int(s), "judged": False}
+                   for n, s in zip(names, sizes, strict=True)],
+        "judged_groups": [n for n, s in zip(names, sizes, strict=True) if s >= min_size],
+        "unjudged_groups": [n for n, s in zip(names, sizes, strict=True) if s < min_size],
+        "disparities": {},
+        "fairlearn": {},
+        "overall": {},
+        "checks": [],
+        "note": f"{column}: fewer than two groups have min_group_size {min_size} rows: "
+        f"not judged{hint}",
+    }  # fmt: skip
 
 
 def _group(

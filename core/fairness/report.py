@@ -50,7 +50,7 @@ def gate_result(
     metrics: dict[str, Any] = {"rows": details["rows"], "checks_failed": len(findings)}
     for column, result in details["columns"].items():
         for name in ("equalized_odds_difference", "demographic_parity_difference"):
-            value = result["disparities"][name].get("candidate")
+            value = result["disparities"].get(name, {}).get("candidate")
             if value is not None:
                 metrics[f"{re.sub(r'[^A-Za-z0-9_.-]', '_', column)}.{name}"] = value
     return GateResult(
@@ -71,6 +71,8 @@ def render_svg(details: dict[str, Any]) -> str:
     blocks, y0 = [], 30
     models = ["candidate"] + (["champion"] if details.get("champion_status") == "compared" else [])
     for column, result in details["columns"].items():
+        if not result["judged"]:
+            continue
         groups = result["groups"]
         height = head + row_h * len(groups) * len(models) + 10
         blocks.append(f'<text x="10" y="{y0 + 14}" font-weight="bold">{esc(column)}</text>')

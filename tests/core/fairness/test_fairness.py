@@ -184,8 +184,20 @@ def test_bad_input_is_a_data_error(data: pd.DataFrame, models: dict[str, LoadedM
     with pytest.raises(ConfigError, match="no sensitive column"):
         fairness_gate(data, "label", (), models["fair"], None, FAST)
     tiny = FairnessConfig(bootstrap_resamples=100, min_group_size=10_000)
-    with pytest.raises(DataError, match="fewer than two groups"):
+    with pytest.raises(DataError, match="no sensitive column can be judged"):
         fairness_gate(data, "label", ("sex",), models["fair"], None, tiny)
+
+
+def test_a_column_with_one_large_group_is_reported_not_judged(
+    data: pd.DataFrame, models: dict[str, LoadedModel]
+) -> None:
+    frame = data.assign(region=np.where(np.arange(len(data)) < 20, "small", "large"))
+    result, details = fairness_gate(frame, "label", ("region", "sex"), models["biased"], None, FAST)
+    assert details["columns"]["region"]["judged"] is False
+    assert details["columns"]["sex"]["judged"] is True
+    assert result.verdict == Verdict.FAIL  # sex is still judged
+    assert any(f.get("kind") == "not_judged" for f in result.findings)
+    ET.fromstring(render_svg(details))
 
 
 def test_sensitive_copy_is_joined_by_the_row_key(data: pd.DataFrame) -> None:
