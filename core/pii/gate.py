@@ -34,13 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.errors import ConfigError, DataError, MLSecOpsError, PolicyError
 from mlsecops_provider.core.evidence import GateResult, Verdict
-from mlsecops_provider.core.pii.engine import (
-    DEFAULT_NLP_MODEL,
-    ColumnPlan,
-    PIIEngine,
-    plan_columns,
-)
+from mlsecops_provider.core.pii.engine import DEFAULT_NLP_MODEL, PIIEngine
 from mlsecops_provider.core.pii.names import NameRules
+from mlsecops_provider.core.pii.plan import ColumnPlan, plan_columns
 from mlsecops_provider.core.pii.text import TextScanner, english_words
 from mlsecops_provider.core.pii.text_columns import free_text, scan_headers
 from mlsecops_provider.core.pii.transform import OPERATORS, Transformer

@@ -113,10 +113,13 @@ class NameRules:
 
     def _lower_run(self, words: list[tuple[int, int, str]], i: int, keys: list[str]) -> list[Span]:
         """A lower-case deny-list word next to another ("john smith"), or alone when it is not
-        an English word ("per gideon")."""
+        an English word ("per gideon") or follows a context word ("thanks wren")."""
         if keys[0] not in self.deny or keys[0] in NOT_NAMES:
             return []
-        if self.dictionary and keys[0] not in self.dictionary and len(keys[0]) > 2:
+        previous = _key(words[i - 1][2]) if i else ""
+        if (self.dictionary and keys[0] not in self.dictionary and len(keys[0]) > 2) or (
+            previous in CONTEXT_LOWER or previous in HONORIFICS_LOWER
+        ):
             return [Span(PERSON, words[i][0], words[i][1])]
         nxt = words[i + 1] if i + 1 < len(words) else None
         prv = words[i - 1] if i else None

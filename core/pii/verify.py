@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlsecops_provider.core.pii.engine import ColumnPlan, digit_types, is_numeric
+from mlsecops_provider.core.pii.plan import ColumnPlan, digit_types, is_numeric
 
 if TYPE_CHECKING:
     import pandas as pd
