@@ -51,6 +51,7 @@ class ScanOutcome:
     validated: set[str] = field(default_factory=set)
     digests: dict[str, str] = field(default_factory=dict)
     bytes_total: int = 0
+    vetted_getattr: set[str] = field(default_factory=set)  # files using getattr as vetted
 
 
 class ContentScanner(ExtraFormats):
@@ -110,6 +111,8 @@ class ContentScanner(ExtraFormats):
     def scan_pickle(self, blob: Blob, source: str, depth: int, start: int = 0) -> None:
         report = scan_pickles(blob, source, start, self.allow)
         self.out.findings.extend(report.findings)
+        if report.vetted_getattr:
+            self.out.vetted_getattr.add(source.split(":")[0])
         self.ok(source, "torch_legacy" if report.tensor_data_from is not None else "pickle")
 
     def scan_candidate(self, blob: Blob, source: str, depth: int, tensor: bool = False) -> None:
@@ -117,6 +120,8 @@ class ContentScanner(ExtraFormats):
         report = scan_pickles(blob, source, 0, self.allow, lenient=True)
         if report.suspicious or report.complete:
             self.out.findings.extend(report.findings)
+            if report.vetted_getattr:
+                self.out.vetted_getattr.add(source.split(":")[0])
             return self.ok(source, "pickle")
         if tensor:
             return self.ok(source, "tensor_data")

@@ -64,6 +64,8 @@ EXACT_ALLOWED = frozenset(
     + [f"sklearn.feature_selection._mutual_info.mutual_info_{n}" for n in ("classif", "regression")]
     + [f"sklearn.cluster._kmeans._kmeans_single_{n}" for n in ("lloyd", "elkan")]
     + ["scipy._lib.array_api_compat.numpy._aliases.asarray"]
+    + ["pytz._p", "pytz._UTC", "zoneinfo.ZoneInfo", "zoneinfo.ZoneInfo._unpickle"]
+    + [f"dateutil.tz.tz.{n}" for n in ("tzutc", "tzoffset", "tzlocal")]
     + [f"pandas._libs.{n}" for n in ("internals._unpickle_block", "tslibs.nattype._nat_unpickle",
        "tslibs.timedeltas._timedelta_unpickle", "tslibs.timestamps._unpickle_timestamp",
        "arrays.__pyx_unpickle_NDArrayBacked", "tslibs.offsets._offset_map",
@@ -125,6 +127,17 @@ _NEVER_PARTS = frozenset({"tests", "testing", "_testing", "conftest", "io", "_io
 CLASS_ROOTS = ("sklearn", "scipy.sparse", "scipy.spatial", "scipy.stats", "scipy.interpolate",
                "scipy.optimize._optimize", "pandas", "numpy.random", "numpy.dtypes",
                "numpy.ma", "xgboost", "lightgbm", "catboost")  # fmt: skip
+METRIC_MODULES = frozenset(
+    f"sklearn.metrics.{m}" for m in ("_classification", "_regression", "_ranking",
+                                     "cluster._supervised", "cluster._unsupervised",
+                                     "cluster._bicluster", "classification", "regression",
+                                     "ranking")
+)  # fmt: skip
+_METRIC = re.compile(
+    r"[a-z][a-z0-9_]*_(score|error|loss|deviance)\Z|(matthews_corrcoef|auc|confusion_matrix"
+    r"|precision_recall_fscore_support|class_likelihood_ratios)\Z",
+    re.ASCII,
+)
 DEFAULT_SEVERITY = "high"
 _MISSING = object()
 
@@ -212,6 +225,8 @@ def _rule_allows(module: str, name: str) -> bool:
         return _numpy_allows(name)
     if module.startswith("scipy.special"):
         return _is_ufunc(_lookup(module, name))
+    if module in METRIC_MODULES and _METRIC.match(name):
+        return True  # scorers of fitted searches keep the metric function (pure computation)
     if not _under(module, CLASS_ROOTS):
         return False
     return is_model_class(module, name)
@@ -225,7 +240,10 @@ def is_model_class(module: str, name: str) -> bool:
     if _DANGEROUS_CLASS.search(name):
         return False
     decided = is_library_class(module, name, CLASS_ROOTS)
-    return name[:1].isupper() if decided is None else decided
+    if decided is not None:
+        return decided
+    scipy_shapes = ("_matrix", "_array", "_gen", "_frozen")  # scipy's lowercase classes
+    return name[:1].isupper() or (module.startswith("scipy.") and name.endswith(scipy_shapes))
 
 
 def _lookup(module: str, name: str) -> Any:

@@ -6,6 +6,8 @@
 * BUILD states that an allowed class turns into code: scipy's distributions ``exec`` their
   ``_parse_arg_template`` in ``__setstate__``; the template must be the argument parser
   scipy generates (function definitions returning their arguments), nothing else.
+* ``builtins.getattr`` only as ``getattr(zoneinfo.ZoneInfo, "_unpickle")`` (how pickle
+  writes a classmethod reconstructor), consumed at once; anywhere else it is critical.
 * joblib arrays and ``.npy`` object arrays are sized from the *real* dtype: the modelled
   ``numpy.dtype(code, align, copy)`` call plus its BUILD state, rebuilt from literals.
 """
@@ -22,6 +24,10 @@ CALLABLE_ARGUMENT = {
     "numpy._core.multiarray._reconstruct": (0,), "collections.defaultdict": (0,),
 }  # fmt: skip
 CODE_STATE_KEYS = ("_parse_arg_template",)
+GETATTR = "builtins.getattr"
+METHOD_RECONSTRUCTORS = frozenset({("zoneinfo.ZoneInfo", "_unpickle")})
+"""``getattr(cls, name)`` pairs pickle writes for classmethod reconstructors (protocols < 4
+and 5 alike): the only reads of an attribute by name a pickle may make."""
 _TEMPLATE_NODES = (
     ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Tuple, ast.Name,
     ast.Load, ast.Constant, ast.keyword, ast.Call, ast.Attribute, ast.Starred,

@@ -31,6 +31,11 @@ class Global:
         return f"{self.module}.{self.name}"
 
 
+@dataclass(frozen=True, eq=False)
+class Gated(Global):
+    """``builtins.getattr``, allowed only for the method reconstructors (see gadgets)."""
+
+
 class Obj:
     """The result of calling or instantiating something while unpickling."""
 

@@ -20,9 +20,11 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-from mlsecops_provider.core.scan.pickle.allowlist import RESOLVERS, Allowlist
+from mlsecops_provider.core.scan.pickle.allowlist import RESOLVERS, Allowlist, normalise
 from mlsecops_provider.core.scan.pickle.gadgets import (
     CALLABLE_ARGUMENT,
+    GETATTR,
+    METHOD_RECONSTRUCTORS,
     smuggled_keys,
     state_problem,
 )
@@ -40,11 +42,24 @@ def restricted_unpickler(base: type[Any], allow: Allowlist) -> type[Any]:
 
         def find_class(self, module: str, name: str) -> Any:
             proto = getattr(self, "proto", 2)
+            if normalise(module, name, proto) == ("builtins", "getattr"):
+                return self._remember(self._vetted_getattr, GETATTR)
             if f"{module}.{name}" in RESOLVERS or not allow.allows(module, name, proto):
                 raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
             found = super().find_class(module, name)
             self.__dict__.setdefault("_found", {})[id(found)] = (found, f"{module}.{name}")
             return found
+
+        def _remember(self, found: Any, name: str) -> Any:
+            self.__dict__.setdefault("_found", {})[id(found)] = (found, name)
+            return found
+
+        def _vetted_getattr(self, owner: Any, attr: str) -> Any:
+            """``builtins.getattr`` here: the method reconstructors only (see gadgets)."""
+            full = f"{getattr(owner, '__module__', '')}.{getattr(owner, '__qualname__', '')}"
+            if not isinstance(owner, type) or (full, attr) not in METHOD_RECONSTRUCTORS:
+                raise pickle.UnpicklingError(f"getattr({full}, {attr!r}) is not allowed")
+            return self._remember(getattr(owner, attr), f"{full}.{attr}")
 
         def _callable(self, func: Any, what: str) -> str:
             entry = self.__dict__.get("_found", {}).get(id(func))

@@ -25,6 +25,8 @@ from mlsecops_provider.core.scan.pickle.allowlist import (
 )
 from mlsecops_provider.core.scan.pickle.gadgets import (
     CALLABLE_ARGUMENT,
+    GETATTR,
+    METHOD_RECONSTRUCTORS,
     UnknownDtype,
     real_dtype,
     smuggled_keys,
@@ -34,6 +36,7 @@ from mlsecops_provider.core.scan.pickle.ops import (
     DISPATCH,
     OPNAMES,
     Broken,
+    Gated,
     Global,
     Obj,
     Opaque,
@@ -64,6 +67,8 @@ class Machine:
         self.pos = pos
         self.code = 0
         self.opcodes = self.calls = self.globals = self.denied = self.proto = 0
+        self.gated = False  # builtins.getattr was named: it must only be consumed at once
+        self.vetted = 0  # getattr calls that were method reconstructors
         self.complete, self.root, self.error = False, None, ""
         self.persistent_ids: list[Any] = []
         self.imported: dict[str, tuple[str, str]] = {}  # flagged global -> its finding key
@@ -77,6 +82,8 @@ class Machine:
             self.error = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
         except RecursionError:
             self.error = "nesting too deep"
+        if self.gated and not self.complete:
+            self.flag(GETATTR, "critical", f"{GETATTR} in a pickle that does not complete")
         return self
 
     def _loop(self) -> None:
@@ -88,6 +95,8 @@ class Machine:
             self.pos, self.code, self.p = p - start, buf[p], p + 1
             if self.code == 0x2E:  # STOP
                 self.root, self.complete = self.stack.pop(), True
+                if self.gated and _reaches_gated(self.root):
+                    self.flag(GETATTR, "critical", f"{GETATTR} is kept in the unpickled object")
                 return
             handler = dispatch.get(self.code)
             if handler is None:
@@ -171,6 +180,9 @@ class Machine:
             raise Broken(f"{module!r}.{name!r} is not an importable name")  # text, not a pickle
         severity, reason = self.allow.classify(module, name, self.proto)
         module, name = normalise(module, name, self.proto)
+        if f"{module}.{name}" == GETATTR:  # judged where it is used (see gadgets)
+            self.globals, self.gated = self.globals + 1, True
+            return Gated(module, name)
         self.globals += 1
         self.denied += severity == "critical"
         found = Global(module, name)
@@ -186,6 +198,10 @@ class Machine:
         if not isinstance(func, Global):
             self.flag(describe(func), "high", "calls an object built during unpickling")
             return Obj(None, args)
+        if any(isinstance(a, Gated) for a in (args if isinstance(args, tuple) else ())):
+            self.flag(GETATTR, "critical", f"{GETATTR} is passed to {func.full}")
+        if isinstance(func, Gated):
+            return self.call_getattr(args)
         if func.full in RESOLVERS:
             if isinstance(args, tuple) and len(args) == 2 and all(isinstance(a, str) for a in args):
                 return self.load_global(args[0], args[1])
@@ -204,6 +220,16 @@ class Machine:
                 self.pos, self.opname, found.global_name,
             )  # fmt: skip
         return Obj(func, args)
+
+    def call_getattr(self, args: Any) -> Any:
+        pair = args if isinstance(args, tuple) and len(args) == 2 else (None, None)
+        owner, attr = pair
+        if isinstance(owner, Global) and (owner.full, attr) in METHOD_RECONSTRUCTORS:
+            self.vetted += 1
+            return Global(owner.module, f"{owner.name}.{attr}")
+        subject = f"{describe(owner)}.{attr if isinstance(attr, str) else describe(attr)}"
+        self.flag(GETATTR, "critical", f"{GETATTR} reads {subject} by name")
+        return Opaque("attribute read by name")
 
     def build(self, state: Any) -> None:
         inst = self.stack[-1]
@@ -254,6 +280,25 @@ class Machine:
         self.push(Opaque("persistent object"))
 
 
+def _reaches_gated(value: Any, depth: int = 0, seen: set[int] | None = None) -> bool:
+    """Is a ``builtins.getattr`` global reachable from ``value`` (the unpickled object)?"""
+    seen = set() if seen is None else seen
+    if depth > 200 or id(value) in seen:
+        return depth > 200
+    seen.add(id(value))
+    if isinstance(value, Gated):
+        return True
+    if isinstance(value, Obj):
+        items: list[Any] = [value.args, value.state]
+    elif isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        return False
+    return any(_reaches_gated(item, depth + 1, seen) for item in items)
+
+
 # --- scanning whole streams ---------------------------------------------------------------
 @dataclass
 class PickleReport:
@@ -266,6 +311,7 @@ class PickleReport:
     end: int = 0
     tensor_data_from: int | None = None
     persistent_ids: list[Any] = field(default_factory=list)
+    vetted_getattr: bool = False  # getattr used only as a method reconstructor
 
 
 def scan_pickles(
@@ -286,6 +332,7 @@ def scan_pickles(
         machine = Machine(blob, source, pos, allow, lenient).run()
         report.findings.extend(machine.findings.values())
         report.persistent_ids.extend(machine.persistent_ids)
+        report.vetted_getattr |= machine.vetted > 0
         # evidence of a pickle rather than text: something was called (the unpickler runs it
         # at once), a denied global was named, or a stream with globals reached its STOP
         report.suspicious |= bool(
