@@ -69,13 +69,13 @@ class TrainingProfile:
     def inspect(self, frame: pd.DataFrame) -> tuple[str | None, ProfileCheck]:
         """A type problem (one line, None if none) and the rows outside the profile.
 
-        Plain Python over the columns' values (one pandas call): a request is usually a few
-        rows, where per-column pandas operations would cost more than the prediction.
+        Plain Python over the columns' values (one ``tolist`` per column): a request is
+        usually a few rows, where pandas operations would cost more than the checks.
         """
         missing = [c.name for c in self.columns if c.name not in frame.columns]
         if missing:
             return f"missing column(s) {missing[:10]}", ProfileCheck([])
-        data = frame[[c.name for c in self.columns]].to_dict("list")
+        data = {c.name: frame[c.name].tolist() for c in self.columns}  # cheapest for few rows
         rows_out = [False] * len(frame)
         seen: Counter[str] = Counter()
         for column in self.columns:
