@@ -99,6 +99,11 @@ def run_evasion(
     """Every attack on every model; returns the report and the per-row robust flags."""
     import numpy as np
 
+    if len(frame) < config.min_black_box_rows:
+        raise DataError(
+            f"too few rows for the evasion attacks: {len(frame)} (need at least "
+            f"{config.min_black_box_rows}, min_black_box_rows)"
+        )
     features = model_features(list(models.values()), frame, label)
     space = AttackSpace.fit(features)
     classes = model_classes(list(models.values()), frame[label])

@@ -125,6 +125,8 @@ def test_bad_inputs(data: pd.DataFrame, models: dict) -> None:
     only = AdversarialConfig(**{**FAST.__dict__, "features": ("nope",)})
     with pytest.raises(PolicyError, match="not model input columns"):
         adversarial(data, LABEL, models["robust"], None, only)
+    with pytest.raises(DataError, match="too few rows"):
+        adversarial(data.head(2), LABEL, models["robust"], None, FAST)
     with pytest.raises(ValueError, match="epsilon"):
         AdversarialConfig(epsilon=0)
 
