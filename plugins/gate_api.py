@@ -259,7 +259,12 @@ def _inventory(
             allowed[dag_id] = may_read_dag(user, dag_id, _team(dag_id))
         return allowed[dag_id]
 
-    models = inventory.list_models(client, may_read, refresh=refresh)
+    s3 = s3_factory()
+
+    def verify(name: str, alias: str) -> Any:
+        return inventory.verify_alias(name, alias, s3)
+
+    models = inventory.list_models(client, may_read, verify, refresh=refresh)
     for model in models:
         newest = next((v for v in model.versions if v.run_id), None)
         run_id = newest.run_id if newest else None

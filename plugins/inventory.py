@@ -128,12 +128,14 @@ class VerificationCache:
 CACHE = VerificationCache(float(os.environ.get("MLSECOPS_INVENTORY_CACHE_SECONDS") or 300))
 
 
-def verify_alias(name: str, alias: str) -> dict[str, Any]:
-    """``mlsecops verify-promotion`` for ``name@alias`` with every pinned key; its result."""
+def verify_alias(name: str, alias: str, s3: Any = None) -> dict[str, Any]:
+    """``mlsecops verify-promotion`` for ``name@alias`` with every pinned key; its result.
+
+    ``s3``: the S3 client factory for records, model signatures and the audit log on S3.
+    """
     from mlsecops_provider.core.promotion.audit_log import default_log_uri
     from mlsecops_provider.core.promotion.record import verify_promotion
     from mlsecops_provider.core.settings import Settings
-    from mlsecops_provider.plugins.gate_api import s3_factory
     from mlsecops_provider.plugins.run_details import pinned_keys
 
     settings = Settings.from_env()
@@ -150,7 +152,7 @@ def verify_alias(name: str, alias: str) -> dict[str, Any]:
                 key.pem,
                 settings.tracking_uri,
                 registry_uri=settings.registry_uri,
-                s3_client_factory=s3_factory(),
+                s3_client_factory=s3,
                 audit_log_uri=default_log_uri(settings.evidence_uri),
             )
         except MLSecOpsError as err:  # the CLI's exit 2: could not decide, so not verified
