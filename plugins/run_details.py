@@ -200,7 +200,50 @@ def comparisons(run: RunView) -> list[dict[str, Any]]:
             continue
         estimates = _shadow_estimates(gate)
         rows.extend(estimates if estimates else _metric_pairs(gate))
+        rows.extend(_disparities(gate))
+        rows.extend(_importance_moves(gate))
     return rows
+
+
+def _row(gate: str, metric: str, candidate: Any, champion: Any, **more: Any) -> dict[str, Any]:
+    base = {"gate": gate, "metric": metric, "candidate": candidate, "champion": champion}
+    base.update(delta=_minus(candidate, champion), delta_ci=None, relative=None)
+    base.update(relative_ci=None, higher_is_better=None)
+    return {**base, **more}
+
+
+def _disparities(gate: GateView) -> list[dict[str, Any]]:
+    """The fairness gate's disparities per sensitive column, candidate vs champion."""
+    from mlsecops_provider.plugins.pictures import dig
+
+    columns = dig(gate.details, "columns")
+    rows = []
+    for column, result in columns.items() if isinstance(columns, Mapping) else []:
+        disparities = dig(result, "disparities")
+        for name, d in disparities.items() if isinstance(disparities, Mapping) else []:
+            if not isinstance(d, Mapping) or d.get("champion") is None:
+                continue
+            lower_better = "difference" in str(name)  # ratios: higher is fairer
+            rows.append(
+                _row(
+                    gate.gate, f"{name} ({column})", d.get("candidate"), d.get("champion"),
+                    delta_ci=d.get("delta_ci"), higher_is_better=not lower_better,
+                )
+            )  # fmt: skip
+    return rows
+
+
+def _importance_moves(gate: GateView) -> list[dict[str, Any]]:
+    """The explainability gate's features whose share of importance moved most."""
+    from mlsecops_provider.plugins.pictures import dig
+
+    moved = dig(gate.details, "drift", "moved_most")
+    return [
+        _row(gate.gate, f"importance share: {m.get('feature')}", m.get("candidate_share"),
+             m.get("champion_share"))
+        for m in (moved if isinstance(moved, list) else [])
+        if isinstance(m, Mapping) and m.get("feature") is not None
+    ]  # fmt: skip
 
 
 def _shadow_estimates(gate: GateView) -> list[dict[str, Any]]:

@@ -130,3 +130,34 @@ def test_gate_view_keeps_the_verified_subjects(tmp_path: Path) -> None:
     stored = store.put_report("dag_a", "run_1", result, {})
     view = verify_gate(store, "dag_a", ("w", -1), {"return_value": stored.summary()}, {})
     assert view.subjects == {"log": "file:///x"}
+
+
+def test_fairness_and_explainability_comparisons() -> None:
+    from mlsecops_provider.plugins.gate_data import RunView
+    from mlsecops_provider.plugins.run_details import comparisons
+
+    fairness = gate(
+        {
+            "columns": {
+                "sex": {
+                    "disparities": {
+                        "equalized_odds_difference": {
+                            "candidate": 0.08, "champion": 0.12, "delta": -0.04,
+                            "delta_ci": [-0.07, -0.01],
+                        },
+                        "demographic_parity_ratio": {"candidate": 0.9, "champion": None},
+                    }
+                }
+            }
+        },
+        gate="fairness",
+    )  # fmt: skip
+    moved = [{"feature": "age", "candidate_share": 0.3, "champion_share": 0.1, "change": 0.2}]
+    explain = gate({"drift": {"moved_most": moved}}, gate="explainability", task_id="e")
+    unverified = gate({"drift": {"moved_most": moved}}, integrity=Integrity.TAMPERED)
+    run = RunView("d", "r", "success", None, None, None, [fairness, explain, unverified])
+    rows = {r["metric"]: r for r in comparisons(run)}
+    assert set(rows) == {"equalized_odds_difference (sex)", "importance share: age"}
+    eod = rows["equalized_odds_difference (sex)"]
+    assert eod["higher_is_better"] is False and eod["delta_ci"] == [-0.07, -0.01]
+    assert math.isclose(rows["importance share: age"]["delta"], 0.2)
