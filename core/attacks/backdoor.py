@@ -318,6 +318,10 @@ def _reference(
             "no row of the data carries the trigger: the rest of the data explains it",
             True,
         )
+    share = len(carriers) / max(len(frame), 1)
+    if share > config.max_carrying_share:  # e.g. a category: a refit without it cannot say
+        why = f"{share:.0%} of the rows carry it (max_carrying_share {config.max_carrying_share})"
+        return None, f"{why}: a pattern of the data itself, not a planted one", True
     if len(carriers) < config.min_carrying_rows:
         why = f"only {len(carriers)} row(s) carry it (min_carrying_rows {config.min_carrying_rows})"
         return None, f"{why}: a corner of label noise, not a planted pattern", True

@@ -115,6 +115,7 @@ class BackdoorConfig:
     explained_margin: float = 0.3  # the reference reaching success - margin explains it
     reference: str = "refit"  # refit | champion | none
     min_carrying_rows: int = 5  # a refit pattern from fewer rows is label noise, not a plant
+    max_carrying_share: float = 0.2  # carried by more of the rows: the data's own pattern
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -128,5 +129,5 @@ class BackdoorConfig:
             raise ValueError("quantiles: each must be strictly between 0 and 1")
         if self.reference not in ("refit", "champion", "none"):
             raise ValueError("reference: must be refit, champion or none")
-        for name in ("success_rate", "explained_margin"):
+        for name in ("success_rate", "explained_margin", "max_carrying_share"):
             _share(name, getattr(self, name))
