@@ -81,3 +81,23 @@ def test_candidate_values_include_edges_and_repeats(clean: pd.DataFrame) -> None
         backdoor_scan(clean.head(10), LABEL, fit(clean, "clean"), None)
     with pytest.raises(ValueError, match="max_features"):
         BackdoorConfig(max_features=4)
+
+
+def test_a_predictive_category_is_the_datas_own_pattern() -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=1000), "z": rng.normal(size=1000)})
+    frame["kind"] = rng.choice(["a", "b", "c"], 1000, p=[0.3, 0.4, 0.3])
+    frame[LABEL] = ((frame["kind"] == "a") | (frame["x"] > 1.0)).astype(int)
+    encode = ColumnTransformer(
+        [("n", StandardScaler(), ["x", "z"]), ("c", OneHotEncoder(), ["kind"])]
+    )
+    pipe = Pipeline([("f", encode), ("m", GradientBoostingClassifier(random_state=0))])
+    model = loaded(pipe.fit(frame.drop(columns=LABEL), frame[LABEL]), "category")
+    result, details = backdoor_scan(frame, LABEL, model, None)
+    assert result.verdict is Verdict.PASS, result.message
+    kind = [t for t in details["triggers"] if t["trigger"] == "kind = a"]
+    assert kind and "a pattern of the data itself" in kind[0]["reference"]
