@@ -265,14 +265,18 @@ def _attack_chunk(
     if not len(attackable):
         return hit, np.zeros(0)
     x = target.x[attackable]
+    saved = np.random.get_state()
     np.random.seed(config.seed)  # ART's attacks draw from NumPy's global generator
-    attack = _art_attack(target.scorer, config)
-    if config.black_box_attack == "hopskipjump":
-        init = _nearest_other(target, attackable)
-        x_adv = attack.generate(x, mask=np.broadcast_to(target.mask, x.shape).copy(),
-                                x_adv_init=init)  # fmt: skip
-    else:
-        x_adv = attack.generate(x)
+    try:
+        attack = _art_attack(target.scorer, config)
+        if config.black_box_attack == "hopskipjump":
+            init = _nearest_other(target, attackable)
+            mask = np.broadcast_to(target.mask, x.shape).copy()
+            x_adv = attack.generate(x, mask=mask, x_adv_init=init)
+        else:
+            x_adv = attack.generate(x)
+    finally:
+        np.random.set_state(saved)  # the caller's global generator is left as it was
     full = target.x[rows].copy()
     full[target.correct[rows]] = x_adv
     fooled, sizes = target.outcome(rows, full, config.epsilon)
