@@ -6,7 +6,8 @@ Trains the demo's classifier (the project's pipeline on the demo generator's dat
 as an MLflow skops model in a temporary folder, and starts three servers on 127.0.0.1, one
 after the other, each a single uvicorn process: (1) ``mlflow models serve --env-manager
 local`` (MLflow's scoring server), (2) ours without a shadow, (3) ours with the same model
-mirrored as the shadow (prediction log in the temporary folder). Each gets the same closed
+mirrored as the shadow (``--sample-rate`` of the requests; prediction log in the temporary
+folder). Each gets the same closed
 loop of ``--clients`` threads posting ``dataframe_split`` requests of ``--rows`` rows for
 ``--seconds`` after a one-second warm-up, and the figures are printed side by side:
 requests/s, p50 and p99 latency (ms), and the load average. Ours checks the training
@@ -60,7 +61,9 @@ def build_model(folder: Path) -> Any:
     return features
 
 
-def serve_ours(model_dir: str, train: str, port: int, shadow: bool, log_dir: str) -> None:
+def serve_ours(
+    model_dir: str, train: str, port: int, shadow: bool, log_dir: str, sample_rate: float = 1.0
+) -> None:
     """Child process: our app over the saved model (no registry: the bench measures serving)."""
     import pandas as pd
 
@@ -81,7 +84,7 @@ def serve_ours(model_dir: str, train: str, port: int, shadow: bool, log_dir: str
         return ServedModel(role, "bench", version, role, digest, pyfunc_from_files(files, role))
 
     champion = model("champion", "1")
-    config = ServingConfig(rate_per_second=1e6, burst=1_000_000)
+    config = ServingConfig(rate_per_second=1e6, burst=1_000_000, shadow_sample_rate=sample_rate)
     service = ServingService(
         champion,
         fallback=model("fallback", "0"),
@@ -168,7 +171,7 @@ def load(
     }
 
 
-def start(kind: str, folder: Path, port: int) -> subprocess.Popen[bytes]:
+def start(kind: str, folder: Path, port: int, sample_rate: float) -> subprocess.Popen[bytes]:
     bin_dir = str(Path(sys.executable).parent)  # mlflow runs `uvicorn` from PATH
     env = {
         **os.environ,
@@ -184,6 +187,7 @@ def start(kind: str, folder: Path, port: int) -> subprocess.Popen[bytes]:
     else:
         command = [
             sys.executable, __file__, "--child", kind, "--folder", str(folder), "--port", str(port),
+            "--sample-rate", str(sample_rate),
         ]  # fmt: skip
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -193,6 +197,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rows", type=int, default=1)
+    parser.add_argument("--sample-rate", type=float, default=1.0, help="shadow sampling rate")
     parser.add_argument("--child", choices=["ours", "ours+shadow"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -201,7 +206,7 @@ def main() -> None:
         folder = Path(args.folder)
         log_dir = folder / f"log-{args.child}"
         serve_ours(str(folder / "model"), str(folder / "train.parquet"), args.port,
-                   args.child == "ours+shadow", str(log_dir))  # fmt: skip
+                   args.child == "ours+shadow", str(log_dir), args.sample_rate)  # fmt: skip
         return
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         folder = Path(tmp)
@@ -211,7 +216,7 @@ def main() -> None:
         results, answers = {}, {}
         for kind in ("mlflow", "ours", "ours+shadow"):
             port = free_port()
-            process = start(kind, folder, port)
+            process = start(kind, folder, port, args.sample_rate)
             try:
                 wait_ready(f"http://127.0.0.1:{port}/health", process)
                 import requests
@@ -230,7 +235,8 @@ def main() -> None:
 def report(results: dict[str, dict[str, float]], answers: dict[str, str], args: Any) -> None:
     same = len(set(answers.values())) == 1
     load_now = os.getloadavg()[0]
-    print(f"clients {args.clients}, rows/request {args.rows}, {args.seconds:g} s each; "
+    print(f"clients {args.clients}, rows/request {args.rows}, {args.seconds:g} s each, "
+          f"shadow sampling {args.sample_rate:g}; "
           f"load average {load_now:.2f} on {os.cpu_count()} cores (shared machine)")  # fmt: skip
     print(f"{'server':<30}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}")
     for kind, f in results.items():
