@@ -53,7 +53,8 @@ def handle(args: argparse.Namespace) -> int:
     config = ExplainConfig.from_policy(contract.load_cli_policy(args.policy))
     forbid = tuple(c.strip() for c in args.forbid.split(",") if c.strip())
     settings = Settings.from_env()
-    contract.check_tracking_uri(settings.tracking_uri)
+    if any(uses_tracking(uri) for uri in (args.model, args.baseline)):
+        contract.check_tracking_uri(settings.tracking_uri)
     frame, data_ref = read_table(normalise_uri(args.data))
     with tempfile.TemporaryDirectory(prefix="mlsecops-explain-") as workdir:
         candidate, champion = load_pair(
@@ -76,6 +77,11 @@ def handle(args: argparse.Namespace) -> int:
     else:
         _print(result.to_dict(), details)
     return contract.exit_code(result.verdict)
+
+
+def uses_tracking(uri: str | None) -> bool:
+    """``models:/`` and ``runs:/`` URIs are resolved through the tracking server."""
+    return bool(uri) and str(uri).split(":", 1)[0] in ("models", "runs")
 
 
 def write(target: str, data: bytes, content_type: str) -> None:

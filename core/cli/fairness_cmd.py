@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from mlsecops_provider.core.cli.explain_cmd import write
+    from mlsecops_provider.core.cli.explain_cmd import uses_tracking, write
     from mlsecops_provider.core.data.datasets import read_table
     from mlsecops_provider.core.errors import ConfigError
     from mlsecops_provider.core.fairness.config import FairnessConfig
@@ -56,7 +56,8 @@ def handle(args: argparse.Namespace) -> int:
     config = FairnessConfig.from_policy(contract.load_cli_policy(args.policy))
     columns = tuple(c.strip() for c in args.sensitive.split(",") if c.strip())
     settings = Settings.from_env()
-    contract.check_tracking_uri(settings.tracking_uri)
+    if any(uses_tracking(uri) for uri in (args.model, args.baseline)):
+        contract.check_tracking_uri(settings.tracking_uri)
     frame, data_ref = read_table(normalise_uri(args.data))
     subjects = {"data": f"sha256:{data_ref.sha256}"}
     if args.sensitive_data:
