@@ -131,7 +131,8 @@ class ServingService:
 
     async def answer(self, frame: pd.DataFrame, request_id: str) -> Answer:
         enforced, rows_out, checked = self.validate(frame)
-        reason, champion_raw, champion_ms, error = "", None, (None, None), ""
+        reason, champion_raw, error = "", None, ""
+        champion_ms: tuple[float | None, float | None] = (None, None)
         if rows_out is not None and self.config.out_of_profile == "fallback":
             reason = "out_of_profile"
         else:
@@ -156,7 +157,9 @@ class ServingService:
             raise RequestRejected(
                 500, f"the model returned {len(values)} predictions for {len(frame)} rows", "model"
             )
-        champion_values = values if served is self.champion else [None] * len(values)
+        champion_values: list[str | None] = (
+            list(values) if served is self.champion else [None] * len(values)
+        )
         rows = self._log_rows(
             frame,
             request_id,
