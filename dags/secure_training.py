@@ -18,8 +18,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 from mlsecops_provider.core.settings import mlsecops_home
@@ -207,17 +206,18 @@ with DAG(
         gate_results=gates,
         aws_conn_id=AWS_CONN_ID,
     )
-    approve = given = None
-    if REQUIRE_APPROVAL:  # a Reject skips `approval_given`; `promote` refuses it (audited)
-        approve = ApprovalOperator(
+    approve = None
+    if REQUIRE_APPROVAL:  # Approve or Reject: `promote` decides (a Reject is an audited refusal)
+        approve = HITLOperator(  # not ApprovalOperator: its Reject skips `promote` unaudited
             task_id="approve_promotion",
+            options=["Approve", "Reject"],
+            defaults=["Reject"],  # no answer within the timeout: rejected
             subject="Promote {{ ti.xcom_pull(task_ids='register_model')['name'] }} "
             "v{{ ti.xcom_pull(task_ids='register_model')['version'] }} to champion?",
             body="Gate verdicts and evidence links are on this run's tasks and its MLflow run.",
             response_timeout=timedelta(hours=24),
         )
-        given = EmptyOperator(task_id="approval_given")
-        provenance >> approve >> given
+        provenance >> approve
     promote = SignedPromotionGateOperator(
         task_id="promote",
         model=register.output,
@@ -226,13 +226,10 @@ with DAG(
         policy_path=POLICY_PATH,
         signing_key_conn_id=SIGNING_CONN_ID,
         signing_key_path=SIGNING_KEY_PATH,
-        approval_task_id=approve.task_id if approve else None,  # pulled: no direct edge
+        approval=approve.output if approve else None,
         require_approval=REQUIRE_APPROVAL or None,  # None: the policy decides
-        trigger_rule="none_failed" if approve else "all_success",
         aws_conn_id=AWS_CONN_ID,
     )
     ingest >> validate >> deidentify >> train >> scan >> shadow >> register >> provenance >> promote
     audit >> provenance
     attacks >> register
-    if given is not None:
-        given >> promote

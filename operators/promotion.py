@@ -68,10 +68,9 @@ class SignedPromotionGateOperator(MLSecOpsOperator):
     :param signing_key_env: environment variable holding the PEM key (default
         ``MLSECOPS_SIGNING_KEY``), used when no connection is given.
     :param signing_key_path: a PEM key file, used when neither of the above is set.
-    :param approval: the result of an ``ApprovalOperator`` (``approve.output``), if any.
-    :param approval_task_id: or the ApprovalOperator's task id, its result pulled from XCom at
-        run time. Use it with ``trigger_rule="none_failed"`` and a task between the two: a
-        Reject then skips only that task, and this gate still runs and audits the refusal.
+    :param approval: the result of an Airflow HITL ``HITLOperator`` with the options Approve
+        and Reject (``approve.output``), if any. Not ``ApprovalOperator``: its Reject skips
+        this task, so the refusal would never reach the audit log.
     :param require_approval: override the policy's ``signing.require_approval``.
     :return: the gate summary plus ``registered_model``, ``version``, ``promoted``,
         ``record_uri`` and ``record_sha256`` (the signed DSSE envelope).
@@ -92,7 +91,6 @@ class SignedPromotionGateOperator(MLSecOpsOperator):
         signing_key_env: str | None = DEFAULT_KEY_ENV,
         signing_key_path: str | None = None,
         approval: Any = None,
-        approval_task_id: str | None = None,
         require_approval: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -104,7 +102,6 @@ class SignedPromotionGateOperator(MLSecOpsOperator):
         self.signing_key_env = signing_key_env
         self.signing_key_path = signing_key_path
         self.approval = approval
-        self.approval_task_id = approval_task_id
         self.require_approval = require_approval
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -116,8 +113,6 @@ class SignedPromotionGateOperator(MLSecOpsOperator):
         if self.provenance:
             summaries.append(dict(self.provenance))
         approval = self.approval
-        if self.approval_task_id:
-            approval = context["ti"].xcom_pull(task_ids=self.approval_task_id)
         return PromotionRequest(
             candidate=Candidate.from_dict(dict(self.model)),
             gate_summaries=summaries,
