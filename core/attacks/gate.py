@@ -316,15 +316,7 @@ def backdoor_scan(
     judged, unjudged = judge_all(search, found, frame, label, config, other)
     bad = [j for j in judged if j["explained"] is False]
     quarantine = sorted({int(p) for j in bad for p in search.carriers_of(j)})
-    findings = [
-        _finding(
-            BACKDOOR_GATE, "success_rate", "success_rate", j["success_rate"], config.success_rate,
-            f"backdoor trigger {j['trigger']} sends {j['success_rate']:.0%} of the other rows "
-            f"to class {j['target_class']} ({j['carrying_rows']} training row(s) carry it; "
-            f"reference: {j['reference']}, success {_rate(j['reference_success_rate'])})",
-        )
-        for j in bad
-    ]  # fmt: skip
+    findings = _backdoor_findings(bad, config)
     strongest = max((t["success_rate"] for t in stats["strongest_per_class"].values()), default=0.0)
     metrics = {
         "rows": len(frame),
@@ -354,6 +346,18 @@ def backdoor_scan(
     )
     result = build_result(BACKDOOR_GATE, findings, metrics, subjects, passed)
     return result, details
+
+
+def _backdoor_findings(bad: list[dict[str, Any]], config: BackdoorConfig) -> list[dict]:
+    return [
+        _finding(
+            BACKDOOR_GATE, "success_rate", "success_rate", j["success_rate"], config.success_rate,
+            f"backdoor trigger {j['trigger']} sends {j['success_rate']:.0%} of the other rows "
+            f"to class {j['target_class']} ({j['carrying_rows']} training row(s) carry it; "
+            f"reference: {j['reference']}, success {_rate(j['reference_success_rate'])})",
+        )
+        for j in bad
+    ]  # fmt: skip
 
 
 def _rate(value: float | None) -> str:

@@ -61,7 +61,6 @@ def membership_inference(
 ) -> dict[str, Any]:
     """Both attacks against one model; raises DataError when they cannot run."""
     import numpy as np
-    import pandas as pd
 
     started = time.perf_counter()
     rows = min(len(members), len(non_members), config.max_rows)
@@ -74,19 +73,9 @@ def membership_inference(
         raise DataError(
             f"{model.identity.uri} has no predict_proba: membership inference needs scores"
         )
-    both = pd.concat([members, non_members], ignore_index=True)
-    features = model_features([model], both, label)
-    space = AttackSpace.fit(features)
-    classes = model_classes([model], both[label])
-    scorer = ScoredModel(model, space, classes)
-    rng = np.random.default_rng(config.seed)
-    pick_m = rng.permutation(len(members))[:rows]
-    pick_n = rng.permutation(len(non_members))[:rows]
-    x_m = space.encode(model_features([model], members.iloc[pick_m], label))
-    x_n = space.encode(model_features([model], non_members.iloc[pick_n], label))
-    y_m = class_index(members[label].to_numpy()[pick_m], classes)
-    y_n = class_index(non_members[label].to_numpy()[pick_n], classes)
-    p_m, p_n = scorer.proba(x_m), scorer.proba(x_n)
+    scorer, (x_m, y_m, p_m), (x_n, y_n, p_n) = _sampled(
+        model, members, non_members, label, rows, config.seed
+    )
     half = rows // 2
     fit, ev = slice(0, half), slice(half, rows)
     truth = np.concatenate([np.ones(rows - half), np.zeros(rows - half)])
@@ -99,27 +88,60 @@ def membership_inference(
         "black_box": {**score_attack(truth, bb, *args), "attack_model": config.attack_model},
         "loss_threshold": score_attack(truth, loss_scores, *args),
     }
-    risk = _high_risk(scorer, space, model, members, non_members, label, classes, config)
+    risk = _high_risk(scorer, members, non_members, label, config)
     accuracy = {
         "train_accuracy": float(np.mean(p_m.argmax(axis=1) == y_m)),
         "holdout_accuracy": float(np.mean(p_n.argmax(axis=1) == y_n)),
     }
-    worst = max(attacks, key=lambda name: attacks[name]["auc"])
     return {
         "rows_per_group": rows,
         "attack_train_rows_per_group": half,
         "evaluation_rows_per_group": rows - half,
+        **worst_case(attacks),
+        **risk,
+        **accuracy,
+        "queries": scorer.queries,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def worst_case(attacks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every attack, and the worst figure of any: a model leaks as much as its worst attack."""
+    worst = max(attacks, key=lambda name: attacks[name]["auc"])
+    return {
         "attacks": attacks,
         "worst_attack": worst,
         "auc": attacks[worst]["auc"],
         "auc_lower": max(a["auc_ci"][0] for a in attacks.values()),
         "advantage": max(a["advantage"] for a in attacks.values()),
         "tpr_at_low_fpr": max(a["tpr_at_low_fpr"] for a in attacks.values()),
-        **risk,
-        **accuracy,
-        "queries": scorer.queries,
-        "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def _sampled(
+    model: LoadedModel,
+    members: pd.DataFrame,
+    non_members: pd.DataFrame,
+    label: str,
+    rows: int,
+    seed: int,
+) -> tuple[ScoredModel, tuple[Any, Any, Any], tuple[Any, Any, Any]]:
+    """The model over one attack space, and ``rows`` sampled of each group: (x, y, proba)."""
+    import numpy as np
+    import pandas as pd
+
+    both = pd.concat([members, non_members], ignore_index=True)
+    space = AttackSpace.fit(model_features([model], both, label))
+    classes = model_classes([model], both[label])
+    scorer = ScoredModel(model, space, classes)
+    rng = np.random.default_rng(seed)
+    out = []
+    for group in (members, non_members):
+        pick = rng.permutation(len(group))[:rows]
+        x = space.encode(model_features([model], group.iloc[pick], label))
+        y = class_index(group[label].to_numpy()[pick], classes)
+        out.append((x, y, scorer.proba(x)))
+    return scorer, out[0], out[1]
 
 
 def _black_box(
@@ -158,17 +180,15 @@ def _black_box(
 
 def _high_risk(
     scorer: ScoredModel,
-    space: AttackSpace,
-    model: LoadedModel,
     members: pd.DataFrame,
     non_members: pd.DataFrame,
     label: str,
-    classes: list[Any],
     config: PrivacyConfig,
 ) -> dict[str, Any]:
     """Share of the training rows the loss attack calls members at ``low_fpr``."""
     import numpy as np
 
+    space, model, classes = scorer.space, scorer.model, scorer.classes
     cap = 20 * config.max_rows
     rng = np.random.default_rng(config.seed + 1)
     m = members.iloc[np.sort(rng.permutation(len(members))[:cap])]
