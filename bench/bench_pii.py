@@ -393,6 +393,105 @@ def fresh_table(rows: int, seed: int) -> tuple[Any, list[list[tuple[str, str]]]]
     return frame, planted
 
 
+# --- the payroll generator: written after the last change to the gate, run once ---------
+P_FIRST = [
+    "Anne-Sophie",
+    "Jean-Luc",
+    "Zoë",
+    "Björn",
+    "Mateus",
+    "Sinéad",
+    "Dácil",
+    "Oluwadamilare",
+    "Thi",
+    "Hoa",
+    "Radomir",
+    "Ekaterina",
+    "Mihaela",
+    "Dariusz",
+    "Wojciech",
+    "Ingeborg",
+    "Lucrezia",
+    "Bartosz",
+    "Gwendolyn",
+    "Aurelio",
+    "Sigrun",
+    "Hamish",
+    "Tomasina",
+]
+P_LAST = [
+    "D'Angelo",
+    "Nguyễn",
+    "Øvergaard",
+    "Castañeda",
+    "Müller-Hahn",
+    "Ó",
+    "Briain",
+    "Przybylski",
+    "Vasquez-Lind",
+    "Abramowicz",
+    "Featherby",
+    "Gundersen",
+    "Hrabowski",
+    "Iredale",
+    "Jankowiak",
+    "Krumholz",
+    "Lettice",
+    "Mabuza",
+]
+P_OTHERS = (
+    "Rowena Tisdale",
+    "Evangelos Pappas",
+    "Marisa Quenby",
+    "Cornelius Voss",
+    "Ines Albrecht",
+)
+P_TEXT = (
+    "Overtime approved by {other}; {first} to submit timesheet.",
+    "{name}'s manager {other} flagged the expense claim",
+    "Salary change for {last} (see {email}), effective next month.",
+    "bank details updated per call with {first_lower} {last_lower}",
+    "{other}/{name}: shared parental leave request",
+    "Payslip queries go to {email} or {phone}.",
+    "Reference provided to {other} at the new employer.",
+    "Contract renewed without changes.",
+)
+
+
+def payroll_table(rows: int, seed: int) -> tuple[Any, list[list[tuple[str, str]]]]:
+    """An HR table (fifth generator): ``(frame, planted)`` as for unseen_table."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    first, last = rng.choice(P_FIRST, rows), rng.choice(P_LAST, rows)
+    names = [f"{f} {s}" for f, s in zip(first, last, strict=True)]
+    email = [f"emp{i:05d}@hr.example.com" for i in range(rows)]
+    phone = [f"+49 30 {int(x):07d}" for x in rng.integers(1000000, 9999999, rows)]
+    texts, planted = [], []
+    for _i in range(rows):
+        j = int(rng.integers(0, rows))
+        fill = {
+            "name": names[j], "first": str(first[j]), "last": str(last[j]),
+            "first_lower": str(first[j]).lower(), "last_lower": str(last[j]).lower(),
+            "email": email[j], "phone": phone[j], "other": str(rng.choice(P_OTHERS)),
+        }  # fmt: skip
+        template = P_TEXT[int(rng.integers(0, len(P_TEXT)))]
+        texts.append(template.format(**fill))
+        kinds = {"other": "PERSON (nowhere else)", "email": "EMAIL_ADDRESS",
+                 "phone": "PHONE_NUMBER"}  # fmt: skip
+        keys = re.findall(r"{(\w+)}", template)
+        planted.append([(kinds.get(k, "PERSON (in table)"), fill[k]) for k in keys])
+    frame = pd.DataFrame(
+        {
+            "employee": names, "work_email": email, "phone": phone,
+            "grade": rng.integers(1, 9, rows), "salary": np.round(rng.normal(52000, 9000, rows), 2),
+            "hr_note": texts,
+        }
+    )  # fmt: skip
+    return frame, planted
+
+
 def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
@@ -617,6 +716,13 @@ def main() -> None:
     fresh_recall = text_recall(
         fresh["note"].tolist(), cleaned.frame["note"].tolist(), planted_fresh
     )
+    payroll, planted_payroll = payroll_table(args.unseen_rows, args.seed + 400)
+    print(f"payroll table: {len(payroll)} rows, {payroll['hr_note'].nunique()} distinct notes")
+    print("ours (payroll):")
+    rate_payroll, _, paid = run_ours(payroll, PIIConfig(nlp_processes=args.processes))
+    payroll_recall = text_recall(
+        payroll["hr_note"].tolist(), paid.frame["hr_note"].tolist(), planted_payroll
+    )
 
     print(f"\n{'rows/s':<28}{'ours':>10}{'naive':>10}{'ratio':>8}")
     print(f"{'demo (distinct notes)':<28}{ours:>10.1f}{naive:>10.2f}{ours / naive:>7.1f}x")
@@ -624,6 +730,7 @@ def main() -> None:
     print(f"{'unseen':<28}{rate_unseen:>10.1f}{naive_unseen:>10.2f}{ratio_unseen:>7.1f}x")
     print(f"{'holdout':<28}{rate_holdout:>10.1f}")
     print(f"{'fresh':<28}{rate_fresh:>10.1f}")
+    print(f"{'payroll':<28}{rate_payroll:>10.1f}")
     print(f"peak RSS: {rss_ours:.0f} MiB (parent), {rss_children:.0f} MiB (largest NER worker)")
     print(f"demo non-PII columns and label identical: {same}")
     print(f"\n{'recall (demo)':<40}{'ours':>8}{'naive':>8}")
@@ -636,7 +743,8 @@ def main() -> None:
     for kind, figures in sorted(unseen_recall.items()):
         print(f"{kind + ' (n=' + str(figures['planted']) + ')':<40}{figures['recall']:>8.4f}")
     print(f"unseen PII columns fully replaced: {columns_ok}")
-    for title, figures_by_kind in (("holdout", holdout_recall), ("fresh", fresh_recall)):
+    tables = (("holdout", holdout_recall), ("fresh", fresh_recall), ("payroll", payroll_recall))
+    for title, figures_by_kind in tables:
         print(f"\n{'recall (' + title + ', free text)':<40}{'ours':>8}")
         for kind, figures in sorted(figures_by_kind.items()):
             label = f"{kind} (n={figures['planted']})"

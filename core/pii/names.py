@@ -75,8 +75,14 @@ class NameRules:
     def find(self, text: str) -> list[Span]:
         words = [(m.start(), m.end(), m.group()) for m in _WORD_RE.finditer(text)]
         spans: list[Span] = []
-        i = 0
+        i, deny = 0, self.deny
         while i < len(words):
+            word = words[i][2]
+            if not _cap(word):  # most words: lower case, and not a name from the table
+                if _key(word) in deny:
+                    spans += self._lower_run(words, i, [_key(word)])
+                i += 1
+                continue
             j = i
             while j + 1 < len(words) and self._joined(text, words[j], words[j + 1]):
                 j += 1
@@ -109,7 +115,20 @@ class NameRules:
             return [Span(PERSON, run[0][0], run[-1][1])]
         if after_context and len(run) <= 3 and not initial:
             return [Span(PERSON, run[0][0], run[-1][1])]
+        if self._unknown_pair(run, keys, initial):
+            return [Span(PERSON, run[0][0], run[-1][1])]
         return []
+
+    def _unknown_pair(
+        self, run: list[tuple[int, int, str]], keys: list[str], initial: bool
+    ) -> bool:
+        """Two or three capitalised words, one of them no English word: a name (or a place,
+        PII too). A run opening a sentence counts only if its first word is no English word."""
+        if not self.dictionary or not 2 <= len(run) <= 3 or any(w[2].isupper() for w in run):
+            return False
+        if initial and keys[0] in self.dictionary:
+            return False
+        return any(k not in self.dictionary and len(k) > 1 for k in keys)
 
     def _lower_run(self, words: list[tuple[int, int, str]], i: int, keys: list[str]) -> list[Span]:
         """A lower-case deny-list word next to another ("john smith"), or alone when it is not

@@ -14,7 +14,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlsecops_provider.core.pii.patterns import Span
+from mlsecops_provider.core.pii.names import NameRules
+from mlsecops_provider.core.pii.patterns import Span, scan_text
 from mlsecops_provider.core.pii.text import TextScanner, apply_spans
 
 if TYPE_CHECKING:
@@ -76,8 +77,13 @@ def scan_headers(
     """``{safe name: input name}`` and one report entry per name that holds PII."""
     names = [str(c) for c in frame.columns]
     readable = [_SNAKE_RE.sub(" ", n).strip() for n in names]
-    found = scanner.check(names, ner=False)
-    worded = scanner.check([r.title() for r in readable], ner=False)
+    # the lexicon and the table's names only (no "unknown pair": headers abbreviate)
+    header_rules = NameRules(deny=scanner.names.deny)
+    found = [
+        [s.entity_type for s in scan_text(n, scanner.entities) + header_rules.find(n)]
+        for n in names
+    ]
+    worded = [[s.entity_type for s in header_rules.find(r.title())] for r in readable]
     spaced = [i for i, n in enumerate(names) if " " in n.strip() or any(c.isupper() for c in n)]
     ner = scanner.check([names[i] for i in spaced], ner=True) if spaced else []
     for i, types in zip(spaced, ner, strict=True):
@@ -86,7 +92,7 @@ def scan_headers(
     headers = []
     for i, name in enumerate(names):
         types = sorted(set(found[i]) | set(worded[i] if "PERSON" not in worded[i] else []))
-        if "PERSON" in worded[i] and _all_name_words(readable[i], scanner):
+        if "PERSON" in worded[i] and _all_name_words(readable[i], header_rules):
             types = sorted({*types, "PERSON"})
         if types:
             safe = f"redacted_{types[0].lower()}_{i}"
@@ -99,9 +105,9 @@ def scan_headers(
     return sources, headers
 
 
-def _all_name_words(readable: str, scanner: TextScanner) -> bool:
+def _all_name_words(readable: str, rules: NameRules) -> bool:
     """A snake_case name read as words is a person only if the rules take every word."""
     title = readable.title()
-    spans = scanner.names.find(title)
+    spans = rules.find(title)
     covered = sum(s.end - s.start for s in spans)
     return covered >= len(title.replace(" ", "")) and len(title.split()) >= 2
