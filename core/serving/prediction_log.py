@@ -234,8 +234,13 @@ def _read_json(storage: Any, uri: str) -> dict[str, Any] | None:
     return loaded if isinstance(loaded, dict) else {"seq": None}
 
 
-def read_prediction_log(uri: str, s3: S3ClientFactory | None = None) -> pd.DataFrame:
-    """Every row of a log, after its chain and each batch's digest verified."""
+def read_prediction_log(
+    uri: str, s3: S3ClientFactory | None = None, missing_ok: bool = True
+) -> pd.DataFrame:
+    """Every row of a log, after its chain and each batch's digest verified.
+
+    A log that does not exist (yet) is empty with ``missing_ok``, else NotFoundError.
+    """
     import io
 
     import pandas as pd
@@ -248,6 +253,8 @@ def read_prediction_log(uri: str, s3: S3ClientFactory | None = None) -> pd.DataF
     except NotFoundError:
         if head and head.get("seq"):
             raise AuditLogError(f"{uri}: chain missing, but its head says {head['seq']}") from None
+        if not missing_ok:
+            raise NotFoundError(f"{uri}: no prediction log (no chain.jsonl)") from None
         data = b""
     frames = []
     for batch in verify_chain(data, head):

@@ -253,7 +253,7 @@ def warmup_gate(
     from mlsecops_provider.core.data.datasets import read_table
 
     config, started = config or WarmupConfig(), utcnow()
-    frame = read_prediction_log(log_uri, s3)
+    frame = read_prediction_log(log_uri, s3, missing_ok=False)
     labels = read_table(labels_uri, None, s3)[0] if labels_uri else None
     metrics = warmup_metrics(frame, config, labels, shadow_version)
     reasons = _reasons(metrics, config)

@@ -116,3 +116,10 @@ def test_tampered_log_cannot_be_judged(models: dict[str, Any], tmp_path: Path) -
     batch.write_bytes(batch.read_bytes()[:-8] + b"\0" * 8)
     with pytest.raises(MLSecOpsError):
         warmup_gate(log, GATE)
+
+
+def test_a_missing_log_is_exit_2_not_missing_traffic(tmp_path: Path) -> None:
+    from mlsecops_provider.core.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="no prediction log"):
+        warmup_cli("--log", str(tmp_path / "typo"))
