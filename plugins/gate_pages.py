@@ -293,7 +293,7 @@ def _findings(gate: GateView) -> str:
         columns.extend(k for k in finding if k not in columns)
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{esc(f.get(c))}</td>" for c in columns) + "</tr>"
+        "<tr>" + "".join(f"<td>{num(f.get(c))}</td>" for c in columns) + "</tr>"
         for f in gate.findings
     )
     more = gate.findings_total - len(gate.findings)
