@@ -50,6 +50,11 @@ class NameRules:
     use_lexicon: bool = True
     # ordinary English words: a lone lower-case deny word that is one is left alone
     dictionary: frozenset[str] = frozenset()
+    values: set[str] = field(default_factory=set)  # whole values, lower case
+
+    def is_value(self, text: str) -> bool:
+        """Whether ``text`` is, as a whole, one of the values the deny list was built from."""
+        return " ".join(text.lower().split()) in self.values
 
     @classmethod
     def from_values(cls, values: Iterable[str], use_lexicon: bool = True) -> NameRules:
@@ -59,6 +64,7 @@ class NameRules:
 
     def add(self, values: Iterable[str]) -> None:
         for value in values:
+            self.values.add(" ".join(str(value).lower().split()))
             for match in _WORD_RE.finditer(str(value)):
                 word = _key(match.group())
                 if len(word) >= MIN_DENY_CHARS and word.lower() not in NOT_NAMES:

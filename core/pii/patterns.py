@@ -33,7 +33,7 @@ _DIGIT_WORDS = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
 SPELLED_PHONE_RE = re.compile(rf"\b{_DIGIT_WORDS}(?:[\s,-]+{_DIGIT_WORDS}){{6,}}\b", re.I)
 _SEP = r"(?:\s*(?:[-./]|dash|dot|hyphen)\s*|\s+|(?<=\)))"
 PHONE_RE = re.compile(
-    rf"(?<![\w+])(?:\+|00)?\(?\d{{1,4}}\)?(?:{_SEP}\(?\d{{1,5}}\)?){{1,6}}(?!\w)"
+    rf"(?<![\w+])(?:\+|00)?\(?\d{{1,4}}\)?(?:{_SEP}\(?\d{{1,8}}\)?){{1,6}}(?!\w)"
     r"|(?<![\w+])\+?\d{10,15}(?!\w)",
     re.I,
 )
@@ -56,6 +56,7 @@ STREET_RE = re.compile(
     r"Boulevard|Blvd|Court|Ct|Way|Place|Pl|Terrace|Circle|Parkway|Highway)\b\.?"
 )
 _DATE_RE = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$")
+PHONE_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")  # Presidio's defaults
 CARD_PREFIXES = ("4", "34", "37", "36", "38", "30", "35", "5", "2", "6")
 # fmt: on
 DIGITS_RE = re.compile(r"\d")
@@ -166,6 +167,25 @@ def _digit_spans(text: str, entities: frozenset[str] | set[str]) -> list[Span]:
         spans += [Span("LOCATION", *m.span()) for m in STREET_RE.finditer(text)]
     if "PHONE_NUMBER" in entities:
         spans += _phones(text, spans)
+        spans += _leftover_phones(text, spans)
+    return spans
+
+
+def _leftover_phones(text: str, found: list[Span]) -> list[Span]:
+    """A second opinion on digits no pattern took: libphonenumber's matcher (valid numbers
+    of the common regions), run only when 7+ digits are left outside the spans found."""
+    covered = [False] * len(text)
+    for span in found:
+        covered[span.start : span.end] = [True] * (span.end - span.start)
+    if sum(1 for i, c in enumerate(text) if c.isdigit() and not covered[i]) < 7:
+        return []
+    import phonenumbers
+
+    spans = []
+    for region in PHONE_REGIONS:
+        for match in phonenumbers.PhoneNumberMatcher(text, region, phonenumbers.Leniency.VALID):
+            if not any(covered[match.start : match.end]):
+                spans.append(Span("PHONE_NUMBER", match.start, match.end))
     return spans
 
 

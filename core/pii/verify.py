@@ -2,9 +2,10 @@
 
 * free-text columns: the residual the text pipeline left after its own check (rules and NER
   on every final text, see :mod:`.text`);
-* other text columns (transformed PII columns, clean columns): the pattern pass and the
-  name rules on every distinct value, digits-only values by their digits (card, SSN,
-  phone), and NER on every value long enough to be free text (``free_text_min_tokens``);
+* other text columns (transformed PII columns, clean columns): the pattern pass on every
+  distinct value, values equal to a name of the table's name columns, digits-only values by
+  their digits (card, SSN, phone), and rules plus NER on every value long enough to be free
+  text (``free_text_min_tokens``);
 * numeric columns: every value's digits (card numbers by Luhn, SSNs, phone numbers).
 
 Excluded columns (the label) and bool/date columns are not scanned. Our own ``<TYPE…>``
@@ -18,7 +19,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from mlsecops_provider.core.pii.patterns import scan_text
 from mlsecops_provider.core.pii.plan import ColumnPlan, digit_types, is_numeric
+from mlsecops_provider.core.pii.text import outside_tokens
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,13 +66,22 @@ def verify_output(
 def _text_types(
     values: list[str], column: str, config: PIIConfig, scanner: TextScanner
 ) -> list[list[str]]:
-    found = scanner.check(values, ner=False)
+    found = [_structured(v, scanner) for v in values]
     digits = digit_types(values, column, config.entities)
     long = [i for i, v in enumerate(values) if len(v.split()) >= config.free_text_min_tokens]
     if long:
         for i, types in zip(long, scanner.check([values[i] for i in long], ner=True), strict=True):
             found[i] = types
     return [f + ([d] if d else []) for f, d in zip(found, digits, strict=True)]
+
+
+def _structured(value: str, scanner: TextScanner) -> list[str]:
+    """A cell of a column that is not free text: the pattern pass, and whether the cell is a
+    name from the table's name columns (the lexicon would judge category labels as names)."""
+    types = [s.entity_type for s in outside_tokens(value, scan_text(value, scanner.entities))]
+    if "PERSON" in scanner.entities and scanner.names.is_value(value):
+        types.append("PERSON")
+    return types
 
 
 def _tally(codes: Any, present: Any, types: Sequence[list[str]]) -> dict[str, Any]:
