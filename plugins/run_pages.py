@@ -73,12 +73,12 @@ def decision_html(decision: Decision) -> str:
     model = f"<strong>{esc(decision.model)} {_v(decision.version)}</strong>"
     alias = f"@{esc(decision.alias or 'champion')}"
     record = decision.record
-    when = esc(record.get("at")) or "at an unrecorded time"
+    when = f"on {esc(record['at'])}" if record.get("at") else "at an unrecorded time"
     if decision.state == "promoted":
         previous = (
             f"replacing {_v(decision.previous)}" if decision.previous else "the first champion"
         )
-        said = f"{model} was promoted to {alias} on {when}, {previous}."
+        said = f"{model} was promoted to {alias} {when}, {previous}."
     else:
         stays = _v(decision.previous) if decision.previous else "unset"
         state = f"<strong>{esc(decision.state)}</strong>"
