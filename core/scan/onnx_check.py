@@ -37,7 +37,8 @@ def check_onnx(data: bytes, path: Path | None, source: str) -> OnnxReport:
     except Exception as err:  # onnx raises several unrelated types for bad models
         report.error = f"invalid ONNX model ({err})"
         return report
-    external = [t for t in _tensors(model.graph) if t.data_location == onnx.TensorProto.EXTERNAL]
+    tensors = [*_tensors(model.graph), *(t for f in model.functions for t in _node_tensors(f.node))]
+    external = [t for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL]
     if external and path is None:
         report.error = "ONNX external data cannot be resolved outside a model directory"
         return report
@@ -88,14 +89,19 @@ def _tensors(graph: Any) -> Iterator[Any]:
     for sparse in graph.sparse_initializer:
         yield sparse.values
         yield sparse.indices
-    for node in graph.node:
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes: Any) -> Iterator[Any]:
+    """Tensors held by node attributes (of a graph or of a model-local function)."""
+    for node in nodes:
         for attribute in node.attribute:
             if attribute.HasField("t"):
                 yield attribute.t
             yield from attribute.tensors
-            if attribute.HasField("sparse_tensor"):
-                yield attribute.sparse_tensor.values
-                yield attribute.sparse_tensor.indices
+            for sparse in [attribute.sparse_tensor, *attribute.sparse_tensors]:
+                yield sparse.values
+                yield sparse.indices
             if attribute.HasField("g"):
                 yield from _tensors(attribute.g)
             for sub in attribute.graphs:

@@ -23,7 +23,12 @@ CALLABLE_ARGUMENT = {
     "torch._utils._rebuild_wrapper_subclass": (0,), "numpy.core.multiarray._reconstruct": (0,),
     "numpy._core.multiarray._reconstruct": (0,), "collections.defaultdict": (0,),
 }  # fmt: skip
+CALLABLE_STATE = {"functools.partial": 0, "collections.defaultdict": "default_factory"}
+"""Where a BUILD state replaces what a reconstructor calls: ``partial.__setstate__`` takes
+``(func, args, kwds, dict)``; a defaultdict's factory is set from the slot state."""
 CODE_STATE_KEYS = ("_parse_arg_template",)
+CODE_STATE_ROOTS = ("scipy.stats",)
+"""Where the classes live whose ``__setstate__`` executes a key of their state."""
 GETATTR = "builtins.getattr"
 METHOD_RECONSTRUCTORS = frozenset({("zoneinfo.ZoneInfo", "_unpickle")})
 """``getattr(cls, name)`` pairs pickle writes for classmethod reconstructors (protocols < 4
@@ -34,17 +39,77 @@ _TEMPLATE_NODES = (
 )  # fmt: skip
 
 
+def state_mappings(state: Any) -> list[dict[Any, Any]]:
+    """The mappings a BUILD state becomes, read as ``__setstate__``/``load_build`` read it.
+
+    ``__dict__.update(state)`` (scipy's distributions, ...) accepts any mapping (a dict, a
+    pandas Series: whatever has ``keys()``) and any iterable of key/value pairs (a list, a
+    tuple, a set of pairs, a 2-column array); a 2-tuple may also be ``(state, slotstate)``.
+    So the state itself and, for a 2-tuple, each half are read both ways.
+    """
+    parts = [state, *state] if isinstance(state, tuple) and len(state) == 2 else [state]
+    found = []
+    for part in parts:
+        view = _as_mapping(part)
+        if view:
+            found.append(view)
+    return found
+
+
+def _as_mapping(part: Any) -> dict[Any, Any] | None:
+    """``dict(part)`` exactly as ``dict.update`` reads it (``keys()``/``__getitem__`` or a
+    sequence of 2-item iterables), None where it raises. Works on real objects (load time)
+    and on the scanner's modelled containers alike (a modelled call is not iterable)."""
+    if part is None or isinstance(part, (str, bytes, bytearray, int, float)):
+        return None
+    if isinstance(part, dict):
+        return part
+    try:
+        return dict(part)
+    except Exception:  # noqa: BLE001 - dict.update raises on it too: nothing is set
+        return None
+
+
+def state_callables(built: str | None, state: Any) -> list[Any]:
+    """What a BUILD state makes ``built`` call later (see :data:`CALLABLE_STATE`)."""
+    where = CALLABLE_STATE.get(built or "")
+    if isinstance(where, int):
+        return [state[where]] if isinstance(state, tuple) and len(state) > where else [state]
+    if where is None:
+        return []
+    return [view[where] for view in state_mappings(state) if where in view]
+
+
 def state_problem(state: Any) -> str | None:
     """Why a BUILD state would make an allowed class run code (None if it would not)."""
-    parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
-    for part in parts:
-        if not isinstance(part, dict):
-            continue
+    for part in state_mappings(state):
         for key in CODE_STATE_KEYS:
             if key in part:
                 problem = template_problem(part[key])
                 if problem:
                     return f"BUILD state {key} is executed by __setstate__: {problem}"
+    return None
+
+
+def computed_state(state: Any, built: str | None) -> str | None:
+    """Why the scanner cannot read a BUILD state's keys (None if it can): attribute names
+    computed while unpickling (``str(...)`` as a dict key), or, for a class under
+    :data:`CODE_STATE_ROOTS` (its ``__setstate__`` executes a key), a state that is itself
+    computed (``dict(...)``, a Series, ...) or holds computed items ``dict.update`` would read."""
+    from mlsecops_provider.core.scan.pickle.ops import Obj, Opaque
+
+    computed = (Obj, Opaque)
+    parts = [state, *state] if isinstance(state, tuple) and len(state) == 2 else [state]
+    if any(isinstance(p, dict) and any(isinstance(k, computed) for k in p) for p in parts):
+        return "BUILD state has attribute names computed while unpickling"
+    if not (built and any(built == r or built.startswith(r + ".") for r in CODE_STATE_ROOTS)):
+        return None
+    for part in parts:
+        items = part if isinstance(part, (list, tuple)) else [part]
+        if any(isinstance(item, computed) for item in items) or any(
+            isinstance(key, computed) for view in state_mappings(part) for key in view
+        ):
+            return f"BUILD state of {built} (its __setstate__ executes a key) is computed"
     return None
 
 
@@ -84,10 +149,9 @@ def _self_argcheck(node: ast.Attribute) -> bool:
 def smuggled_keys(state: Any) -> list[str]:
     """Dunder attributes a BUILD state sets (``__reduce__``, ``__class__``, ...); a string
     ``__doc__`` is data (scipy's distributions keep theirs in the state)."""
-    parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
     found = []
-    for part in parts:
-        for key, value in part.items() if isinstance(part, dict) else ():
+    for part in state_mappings(state):
+        for key, value in part.items():
             if key == "__doc__" and isinstance(value, (str, type(None))):
                 continue
             if isinstance(key, str) and key.startswith("__") and key.endswith("__"):

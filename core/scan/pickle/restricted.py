@@ -26,6 +26,7 @@ from mlsecops_provider.core.scan.pickle.gadgets import (
     GETATTR,
     METHOD_RECONSTRUCTORS,
     smuggled_keys,
+    state_callables,
     state_problem,
 )
 
@@ -80,9 +81,18 @@ def restricted_unpickler(base: type[Any], allow: Allowlist) -> type[Any]:
             problem = state_problem(state)
             if problem:
                 raise pickle.UnpicklingError(problem)
+            built = _class_name(self.stack[-2])
+            for given in state_callables(built, state):
+                if given is not None:
+                    self._callable(given, f"BUILD state of {built}")
 
     _install_checks(Restricted, base, allow)
     return Restricted
+
+
+def _class_name(inst: Any) -> str:
+    cls = type(inst)
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _install_checks(cls: type[Any], base: type[Any], allow: Allowlist) -> None:

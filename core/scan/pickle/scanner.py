@@ -28,8 +28,10 @@ from mlsecops_provider.core.scan.pickle.gadgets import (
     GETATTR,
     METHOD_RECONSTRUCTORS,
     UnknownDtype,
+    computed_state,
     real_dtype,
     smuggled_keys,
+    state_callables,
     state_problem,
 )
 from mlsecops_provider.core.scan.pickle.ops import (
@@ -45,6 +47,9 @@ from mlsecops_provider.core.scan.pickle.ops import (
 
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 BIG_ARGUMENT = 1 << 16
+_INSTANTIATORS = frozenset(
+    {"copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__"}
+)
 PLAIN_VIEW_BUDGET = 1_000_000  # opcodes; real array bytes never parse this far
 _STRUCTS: dict[str, struct.Struct] = {}
 
@@ -241,9 +246,14 @@ class Machine:
                 "high",
                 f"BUILD sets {key} on {describe(inst)} (attribute smuggling)",
             )
-        problem = state_problem(state)
+        built = _built_class(inst)
+        problem = state_problem(state) or computed_state(state, built)
         if problem:
             self.flag(describe(inst), "critical", problem)
+        for given in state_callables(built, state):
+            if not isinstance(given, (Global, type(None))) or isinstance(given, Gated):
+                reason = f"BUILD state gives {built} {describe(given)} to call"
+                self.flag(built, "high", reason)
         if isinstance(inst, Obj):
             inst.state = state
         if self.joblib and isinstance(inst, Obj) and inst.func and inst.func.full == JOBLIB_WRAPPER:
@@ -278,6 +288,17 @@ class Machine:
     def persistent(self, pid: Any) -> None:
         self.persistent_ids.append(pid)
         self.push(Opaque("persistent object"))
+
+
+def _built_class(inst: Any) -> str | None:
+    """The class a modelled instance was made of (``cls(...)``, ``__newobj__(cls)``,
+    ``_reconstructor(cls, ...)``), None if unknown."""
+    if not (isinstance(inst, Obj) and inst.func):
+        return None
+    if inst.func.full in _INSTANTIATORS and isinstance(inst.args, tuple) and inst.args:
+        first = inst.args[0]
+        return first.full if isinstance(first, Global) else None
+    return inst.func.full
 
 
 def _reaches_gated(value: Any, depth: int = 0, seen: set[int] | None = None) -> bool:
