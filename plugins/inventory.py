@@ -248,8 +248,9 @@ def _model_view(
         )
         for v, dag_id in seen[:MAX_VERSIONS]
     ]
+    tags = {str(v.version): dict(v.tags or {}) for v, _ in seen}
     aliases = [
-        _alias_view(model.name, alias, str(version), verifier, refresh)
+        _alias_view(model.name, alias, str(version), verifier, refresh, tags[str(version)])
         for alias, version in sorted(dict(model.aliases or {}).items(), key=_alias_rank)
         if str(version) in visible
     ]
@@ -268,11 +269,16 @@ def _alias_rank(item: tuple[str, Any]) -> tuple[int, str]:
 
 
 def _alias_view(
-    name: str, alias: str, version: str, verifier: Verifier, refresh: bool
+    name: str, alias: str, version: str, verifier: Verifier, refresh: bool, tags: dict[str, str]
 ) -> AliasView:
+    """The alias checked (or its cached check); the record the version's tags name as a link
+    when the check did not get that far (the link serves it only if its digest matches)."""
+    from mlsecops_provider.core.promotion.record import TAG_EVIDENCE_SHA256, TAG_EVIDENCE_URI
+
     result, checked_at = CACHE.get((name, alias, version), lambda: verifier(name, alias), refresh)
     verified = bool(result.get("verified"))
-    record_uri = result.get("evidence_uri")
+    record_uri = result.get("evidence_uri") or tags.get(TAG_EVIDENCE_URI)
+    record_sha256 = result.get("evidence_sha256") or tags.get(TAG_EVIDENCE_SHA256)
     return AliasView(
         alias=alias,
         version=str(result.get("version") or version),
@@ -282,7 +288,7 @@ def _alias_view(
         checked_at=checked_at,
         key_id=result.get("key_id"),
         record_uri=str(record_uri) if record_uri else None,
-        record_sha256=result.get("evidence_sha256"),
+        record_sha256=str(record_sha256) if record_sha256 else None,
     )
 
 

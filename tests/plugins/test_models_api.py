@@ -34,7 +34,8 @@ def test_champion_verified_and_changed_artifact_not(
     changed = alias(models[CHANGED_MODEL], "champion")
     assert changed["verified"] is False
     assert changed["code"] == "model_changed", changed
-    assert "model artifact changed" in changed["reason"] or "model" in changed["reason"]
+    assert "model artifact changed" in changed["reason"]
+    assert changed["record_uri"].endswith("/promotion/promotion.dsse.json")  # from the tags
     assert models[MODEL]["dag_id"] == "review_gamma"
     assert models[MODEL]["versions"][0]["run_id"] == review_runs.gamma
 
