@@ -10,7 +10,8 @@ also extends) so that its opcodes can be checked, not only ``find_class``:
   global there too;
 * BUILD refuses dunder attributes (``__reduce__``, ``__class__``, ...) and states an allowed
   class would execute (scipy's ``_parse_arg_template``);
-* joblib's object arrays are read by this same unpickler, not by a plain nested one.
+* joblib's object arrays are read by this same unpickler, not by a plain nested one (judged
+  by the dtype the wrapper has after its BUILD, whatever shape the state had).
 
 So a scan miss cannot become code execution in :func:`safe_load`.
 """
@@ -118,12 +119,17 @@ def _install_checks(cls: type[Any], base: type[Any], allow: Allowlist) -> None:
 
     def build(self: Any) -> None:
         self._check_build()
-        inst, state = self.stack[-2], self.stack[-1]
-        if _is_object_wrapper(inst, state):
-            pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
-            self.stack.append(_read_object_array(self, self.stack.pop(), allow))
+        if not (_is_array_wrapper(self.stack[-2]) and hasattr(self, "ensure_native_byte_order")):
+            base.dispatch[pickle.BUILD[0]](self)
             return
-        base.dispatch[pickle.BUILD[0]](self)
+        # joblib's wrapper: apply the state first (any shape: a dict, (None, slotstate), ...),
+        # then judge the dtype the wrapper really has, as joblib's read_array will
+        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+        wrapper = self.stack.pop()
+        if getattr(getattr(wrapper, "dtype", None), "hasobject", False):
+            self.stack.append(_read_object_array(self, wrapper, allow))
+        else:
+            self.stack.append(wrapper.read(self, self.ensure_native_byte_order))
 
     for code, func in ((pickle.REDUCE, reduce), (pickle.NEWOBJ, newobj), (pickle.OBJ, obj),
                        (pickle.NEWOBJ_EX, newobj_ex), (pickle.BUILD, build)):  # fmt: skip
@@ -131,11 +137,10 @@ def _install_checks(cls: type[Any], base: type[Any], allow: Allowlist) -> None:
     # INST goes through find_class and then calls the class it returned: nothing to add.
 
 
-def _is_object_wrapper(inst: Any, state: Any) -> bool:
+def _is_array_wrapper(inst: Any) -> bool:
     from joblib.numpy_pickle import NumpyArrayWrapper
 
-    dtype = state.get("dtype") if isinstance(state, dict) else None
-    return isinstance(inst, NumpyArrayWrapper) and bool(getattr(dtype, "hasobject", False))
+    return isinstance(inst, NumpyArrayWrapper)
 
 
 def _read_object_array(outer: Any, wrapper: Any, allow: Allowlist) -> Any:
