@@ -276,8 +276,11 @@ def _inventory(
             more = inventory.alerts(latest[0])
             model.alerts += [f"latest run {latest[0].run_id}: {a}" for a in more]
     report = AuditLog(default_log_uri(store.root_uri), s3_factory()).verify()
+    sensed = inventory.sensor_drift(session, may_read)
     for model in models:
         model.audit = inventory.audit_entries(report.entries, model.name)
+        champion = next((a.version for a in model.aliases if a.alias == "champion"), None)
+        model.alerts += inventory.drift_alerts(sensed, model.name, champion)
     return models, "" if report.ok else f"chain broken: {report.problem}"
 
 

@@ -335,3 +335,48 @@ def audit_entries(entries: list[Any], name: str) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def sensor_drift(session: Any, may_read: Callable[[str], bool], limit: int = 200) -> list[Any]:
+    """Drift a sensor reported (``DriftSensor``'s XCom: ``reason: drift``, ``drifted_columns``
+    and the ``reference`` model version), newest first, from DAGs the user may read."""
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import and_, select
+
+    join = and_(
+        TI.dag_id == XComModel.dag_id,
+        TI.run_id == XComModel.run_id,
+        TI.task_id == XComModel.task_id,
+        TI.map_index == XComModel.map_index,
+    )
+    stmt = (
+        select(XComModel)
+        .join(TI, join)
+        .where(XComModel.key == "return_value", TI.operator.like("%Sensor"))
+        .order_by(XComModel.timestamp.desc())
+        .limit(limit)
+    )
+    found = []
+    for row in session.scalars(stmt):
+        value = XComModel.deserialize_value(row)
+        if not (isinstance(value, Mapping) and value.get("reason") == "drift"):
+            continue
+        if isinstance(value.get("reference"), Mapping) and may_read(row.dag_id):
+            found.append((row, value))
+    return found
+
+
+def drift_alerts(found: list[Any], name: str, champion: str | None) -> list[str]:
+    """Sensor drift against this model's current champion (newest report only)."""
+    for row, value in found:
+        reference = value["reference"]
+        if reference.get("model_name") != name or str(reference.get("version")) != champion:
+            continue
+        columns = ", ".join(str(c) for c in value.get("drifted_columns") or []) or "?"
+        when = row.timestamp.isoformat(timespec="seconds") if row.timestamp else "?"
+        return [
+            f"drift: {row.dag_id}/{row.task_id} found {columns} drifted from champion "
+            f"v{champion}'s training data at {when}"
+        ]
+    return []

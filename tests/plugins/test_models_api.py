@@ -48,6 +48,8 @@ def test_last_run_alerts_and_audit_entries(
     assert model["last_run"]["gates"]["data_validation"] == "warn"
     assert model["last_run"]["gates"]["promotion"] == "pass"
     assert any(a.startswith("drift: 2 column(s) drifted") for a in model["alerts"])
+    sensed = "drift: review_beta/detect_drift found annual_income drifted from champion v1"
+    assert any(a.startswith(sensed) for a in model["alerts"]), model["alerts"]
     (entry,) = model["audit"]
     assert entry["kind"] == "promotion" and entry["version"] == "1"
     assert (entry["dag_id"], entry["run_id"]) == ("review_gamma", review_runs.gamma)
@@ -69,6 +71,11 @@ def test_users_see_only_models_of_dags_they_may_read(
     assert models_of(airflow_api, "outsider") == {}
     assert "review-model" not in airflow_api.get("/mlsecops/models", "outsider").text
     assert MODEL not in models_of(restricted_api, "alpha_only")  # review_gamma is not theirs
+    restricted_acl = {"MLSECOPS_TEST_DAG_ACL": "alpha_only=review_alpha;reviewer=review_gamma"}
+    with pytest.MonkeyPatch.context() as patch:  # a sensor's drift in an unreadable DAG: hidden
+        patch.setenv(*next(iter(restricted_acl.items())))
+        gamma_only = models_of(restricted_api, "reviewer")[MODEL]
+    assert not any("review_beta" in a for a in gamma_only["alerts"])
     assert {MODEL, CHANGED_MODEL} <= set(models_of(restricted_api, "reviewer"))
 
 

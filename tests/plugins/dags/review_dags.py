@@ -2,7 +2,8 @@
 
 ``review_alpha`` has a gate with hostile finding columns and file names, a gate whose report
 the tests tamper with after the run, a gate that fails (so it returns no summary) and a
-promotion gate with signature metrics and an audit entry; ``review_beta`` has one gate.
+promotion gate with signature metrics and an audit entry; ``review_beta`` has one gate and
+a sensor that reports drift of ``review-model``'s champion.
 """
 
 from __future__ import annotations
@@ -63,8 +64,20 @@ with DAG("review_alpha", schedule=None, start_date=datetime(2026, 1, 1), catchup
         details={"key_id": "k-0123456789ab", "audit": {"seq": 7, "hash": "ab12", "uri": "x"}},
     )
 
+
+class DriftSensor(PythonOperator):
+    """Stands in for the provider's DriftSensor: the XCom it returns when it finds drift."""
+
+
+def sensed_drift() -> dict[str, Any]:
+    reference = {"model_name": "review-model", "version": "1", "uri": "file:///x", "sha256": "0"}
+    return {"reason": "drift", "drifted": True, "drifted_columns": ["annual_income"],
+            "max_psi": 0.41, "reference": reference}  # fmt: skip
+
+
 with DAG("review_beta", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     _task("scan", name="pii_scan", verdict="pass", findings=[], metrics={"columns_flagged": 0})
+    DriftSensor(task_id="detect_drift", python_callable=sensed_drift, retries=0)
 
 
 # ---------------------------------------------------------------------------- review_gamma
