@@ -49,7 +49,7 @@ def parse_body(body: bytes, input_schema: Any, columns: tuple[str, ...] | None) 
 
     try:
         decoded = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:  # RecursionError: nesting
         raise RequestRejected(400, f"malformed JSON ({type(err).__name__})", "malformed") from err
     if not isinstance(decoded, dict):
         raise RequestRejected(400, f"the body must be a JSON object with one of {list(FORMATS)}")
@@ -58,7 +58,7 @@ def parse_body(body: bytes, input_schema: Any, columns: tuple[str, ...] | None) 
         raise RequestRejected(400, f"the body must have exactly one of {list(FORMATS)}")
     try:
         data = infer_and_parse_data({keys[0]: decoded[keys[0]]}, input_schema)
-    except (MlflowException, ValueError, TypeError, KeyError, IndexError) as err:
+    except (MlflowException, ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
         raise RequestRejected(
             422, f"{keys[0]}: not a table of the model's inputs ({_kind(err)})", "schema"
         ) from err

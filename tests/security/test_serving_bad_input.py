@@ -65,6 +65,7 @@ CASES = {
     "malformed_json": (b'{"dataframe_records": [', JSON, 400, "malformed JSON"),
     "not_utf8": (b'{"inputs": "\xff\xfe"}', JSON, 400, "malformed JSON"),
     "json_list": (b"[1, 2]", JSON, 400, "JSON object"),
+    "deeply_nested_json": (b"[" * 4000, JSON, 400, "malformed JSON"),
     "no_format_key": (b'{"data": []}', JSON, 400, "exactly one of"),
     "two_format_keys": (b'{"inputs": {}, "instances": []}', JSON, 400, "exactly one of"),
     "wrong_type": (records({"age": "old", "income": 1.0, "segment": "retail"}), JSON, 422, ""),
