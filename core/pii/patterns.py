@@ -72,7 +72,9 @@ ENTITIES = frozenset(
         "LOCATION",
     }
 )
+_AT_DOMAIN_RE = re.compile(r"\sat\s+[a-z0-9-]+\.[a-z]{2,}")
 _DIGIT_WORD_RE = re.compile(r"\d|dash|dot|hyphen", re.I)
+_CANDIDATE_RE = re.compile(r"(?<![\w.,])[+(]?\d[\d \t().\-/]{5,}\d(?![\w,]|\.\d)")
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ def scan_text(text: str, entities: frozenset[str] | set[str] = ENTITIES) -> list
     """Every pattern finding in ``text`` (overlaps allowed; see :func:`merge_spans`)."""
     spans: list[Span] = []
     digit = DIGITS_RE.search(text) is not None
-    if "EMAIL_ADDRESS" in entities and ("@" in text or "at" in text.lower() or "＠" in text):
+    if "EMAIL_ADDRESS" in entities and _may_hold_email(text):
         spans += [Span("EMAIL_ADDRESS", *m.span()) for m in EMAIL_RE.finditer(text)]
     if digit:
         spans += _digit_spans(text, entities)
@@ -143,7 +145,34 @@ def scan_text(text: str, entities: frozenset[str] | set[str] = ENTITIES) -> list
     return spans
 
 
+def _may_hold_email(text: str) -> bool:
+    """Cheap pre-check for the (costly) e-mail expression: ``@`` or a written-out form."""
+    if "@" in text or "＠" in text:
+        return True
+    low = text.lower()
+    if "dot" in low or any(marker in low for marker in ("at]", "at)", "at}", "at>")):
+        return True
+    return " at " in low and _AT_DOMAIN_RE.search(low) is not None
+
+
 def _digit_spans(text: str, entities: frozenset[str] | set[str]) -> list[Span]:
+    spans: list[Span] = []
+    many = len(DIGITS_RE.findall(text)) >= 7  # SSNs, ITINs, cards, IBANs, phones need 7+
+    if many:
+        spans += _numbers(text, entities)
+    if "IP_ADDRESS" in entities:
+        spans += [Span("IP_ADDRESS", *m.span()) for m in IPV4_RE.finditer(text)]
+        if ":" in text:
+            spans += [Span("IP_ADDRESS", *m.span()) for m in IPV6_RE.finditer(text)]
+    if "LOCATION" in entities:
+        spans += [Span("LOCATION", *m.span()) for m in STREET_RE.finditer(text)]
+    if many and "PHONE_NUMBER" in entities:
+        spans += _phones(text, spans)
+        spans += _leftover_phones(text, spans)
+    return spans
+
+
+def _numbers(text: str, entities: frozenset[str] | set[str]) -> list[Span]:
     spans: list[Span] = []
     if "US_SSN" in entities:
         for m in SSN_RE.finditer(text):
@@ -160,33 +189,32 @@ def _digit_spans(text: str, entities: frozenset[str] | set[str]) -> list[Span]:
         spans += [
             Span("IBAN_CODE", *m.span()) for m in IBAN_RE.finditer(text) if iban_ok(m.group())
         ]
-    if "IP_ADDRESS" in entities:
-        spans += [Span("IP_ADDRESS", *m.span()) for m in IPV4_RE.finditer(text)]
-        spans += [Span("IP_ADDRESS", *m.span()) for m in IPV6_RE.finditer(text)]
-    if "LOCATION" in entities:
-        spans += [Span("LOCATION", *m.span()) for m in STREET_RE.finditer(text)]
-    if "PHONE_NUMBER" in entities:
-        spans += _phones(text, spans)
-        spans += _leftover_phones(text, spans)
     return spans
 
 
 def _leftover_phones(text: str, found: list[Span]) -> list[Span]:
-    """A second opinion on digits no pattern took: libphonenumber's matcher (valid numbers
-    of the common regions), run only when 7+ digits are left outside the spans found."""
-    covered = [False] * len(text)
-    for span in found:
-        covered[span.start : span.end] = [True] * (span.end - span.start)
-    if sum(1 for i, c in enumerate(text) if c.isdigit() and not covered[i]) < 7:
-        return []
+    """A second opinion on digit runs no pattern took: libphonenumber's matcher (valid
+    numbers of the common regions) on each run of 7+ digits outside the spans found (dates
+    and digits inside words, like ``T0001234``, are no candidates)."""
+    spans = []
+    for m in _CANDIDATE_RE.finditer(text):
+        if any(s.start < m.end() and m.start() < s.end for s in found):
+            continue
+        value = m.group()
+        if sum(c.isdigit() for c in value) < 7 or _DATE_RE.match(value.strip()):
+            continue
+        spans += _matched(text, max(0, m.start() - 1), m.end())
+    return spans
+
+
+def _matched(text: str, start: int, end: int) -> list[Span]:
     import phonenumbers
 
-    spans = []
+    window = text[start:end]
     for region in PHONE_REGIONS:
-        for match in phonenumbers.PhoneNumberMatcher(text, region, phonenumbers.Leniency.VALID):
-            if not any(covered[match.start : match.end]):
-                spans.append(Span("PHONE_NUMBER", match.start, match.end))
-    return spans
+        for match in phonenumbers.PhoneNumberMatcher(window, region, phonenumbers.Leniency.VALID):
+            return [Span("PHONE_NUMBER", start + match.start, start + match.end)]
+    return []
 
 
 def _phones(text: str, found: list[Span]) -> list[Span]:
