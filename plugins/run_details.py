@@ -128,6 +128,17 @@ def promotion_decision(
     )
 
 
+def in_store(store: EvidenceStore, uri: str) -> bool:
+    """Whether ``uri`` is a plain path under the evidence store (no ``..``, no escapes)."""
+    from mlsecops_provider.plugins.gate_data import evidence_dag_segment
+
+    try:
+        evidence_dag_segment(store.root_uri, uri)
+    except ValueError:
+        return False
+    return True
+
+
 def _opt(value: Any) -> str | None:
     return None if value in (None, "", "none") else str(value)
 
@@ -140,7 +151,7 @@ def _record(store: EvidenceStore, details: Mapping[str, Any], trusted: Trusted) 
     if not isinstance(uri, str) or not isinstance(sha256, str):
         return {}
     found: dict[str, Any] = {"uri": uri, "sha256": sha256}
-    if not uri.startswith(store.root_uri + "/"):
+    if not in_store(store, uri):
         return {**found, "status": "unreadable", "problem": "outside the evidence store"}
     try:
         envelope = store.read_bytes(uri, sha256)
@@ -169,7 +180,7 @@ def _audit(store: EvidenceStore, ref: Any, s3_factory: Any) -> dict[str, Any]:
         return {}
     uri, seq, digest = str(ref["uri"]), ref.get("seq"), ref.get("hash")
     found: dict[str, Any] = {"uri": uri, "seq": seq, "hash": digest}
-    if not uri.startswith(store.root_uri + "/"):
+    if not in_store(store, uri):
         return {**found, "status": "unreadable", "problem": "outside the evidence store"}
     try:
         report = AuditLog(uri, s3_factory).verify()

@@ -65,9 +65,12 @@ def reader(store_root: str, s3: Any = None) -> Windows:
 
     def read(uri: str, shadow_version: str | None) -> list[dict[str, Any]]:
         from mlsecops_provider.core.serving.prediction_log import read_prediction_log
+        from mlsecops_provider.plugins.gate_data import evidence_dag_segment
 
         uri = uri.rstrip("/")
-        if not uri.startswith(store_root.rstrip("/") + "/") or ".." in uri:
+        try:
+            evidence_dag_segment(store_root, uri)
+        except ValueError:
             log.warning("prediction log %s: outside the evidence store, not read", uri)
             return []
         key = f"{uri}#{shadow_version}"

@@ -99,12 +99,13 @@ def test_prediction_log_windows_from_a_verified_log(tmp_path: Path) -> None:
         "Shadow latency over time (median ms)",
     ]
     assert serving_log.reader(f"{root}/elsewhere")(uri, "2") == []  # outside the store
+    assert serving_log.reader(root)(f"{root}/serving/../serving/log", "2") == []
 
 
 def test_tampered_prediction_log_gives_no_windows(tmp_path: Path) -> None:
     from mlsecops_provider.core.serving.prediction_log import PredictionLog
 
-    uri = f"{tmp_path.as_uri()}/log"
+    uri = f"{tmp_path.as_uri()}/serving/log"
     writer = PredictionLog(uri, batch_rows=5)
     writer.append(
         [
@@ -116,7 +117,7 @@ def test_tampered_prediction_log_gives_no_windows(tmp_path: Path) -> None:
     writer.flush()
     assert serving_log.reader(tmp_path.as_uri())(uri, None)  # intact: read
     serving_log._cache.clear()
-    batch = next((tmp_path / "log" / "batches").iterdir())
+    batch = next((tmp_path / "serving" / "log" / "batches").iterdir())
     batch.write_bytes(batch.read_bytes()[:-8] + b"\0" * 8)
     assert serving_log.reader(tmp_path.as_uri())(uri, None) == []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from mlsecops_provider.plugins.gate_data import RunView
 from mlsecops_provider.plugins.run_details import Decision
@@ -66,3 +67,24 @@ def test_pipeline_strip_in_order_with_states() -> None:
     run = RunView("d", "r", "failed", None, None, None, [], steps)
     strip = text(pipeline(run))
     assert strip == "ingest success→validate failed fail→train upstream_failed"
+
+
+def test_records_and_audit_logs_outside_the_store_are_not_read(tmp_path: Path) -> None:
+    from mlsecops_provider.core.evidence import EvidenceStore
+    from mlsecops_provider.plugins.gate_data import GateView, Integrity
+    from mlsecops_provider.plugins.run_details import promotion_decision
+
+    store = EvidenceStore((tmp_path / "evidence").as_uri())
+    (tmp_path / "secret.json").write_text("{}")
+    sneaky = f"{store.root_uri}/dag/../../secret.json"
+    details = {
+        "registered_model": "m", "version": "2", "evidence_uri": sneaky,
+        "evidence_sha256": "0" * 64, "audit": {"uri": sneaky, "seq": 1, "hash": "0" * 64},
+    }  # fmt: skip
+    promotion = GateView(
+        "promote", -1, "success", "promotion", "pass", Integrity.VERIFIED, details=details
+    )
+    run = RunView("dag", "r", "success", None, None, None, [promotion])
+    decision = promotion_decision(run, store, dict)
+    assert decision is not None and decision.state == "promoted"
+    assert decision.record["status"] == "unreadable" and decision.audit["status"] == "unreadable"
