@@ -5,7 +5,9 @@ Every ``MLmodel`` file is read (safe YAML). Its flavours must be on the policy's
 imported from the model's ``code/`` directory at load time. Custom code is a finding: a
 ``code/`` directory (or ``code`` paths of any flavour), a custom ``loader_module``, a
 ``python_model`` (a cloudpickled ``PythonModel``) and ``skops_trusted_types`` outside the
-pickle allowlist. The policy may allow one exact set of custom code by its digest
+pickle allowlist. Any path in a flavour's configuration that leaves the model directory
+(absolute, or through ``..``) is a finding too: MLflow would load a file never scanned.
+The policy may allow one exact set of custom code by its digest
 (``allowed_code_digests``), which the finding names: SHA-256 over the loader module's name
 and the path and SHA-256 of every custom-code file.
 """
@@ -99,6 +101,31 @@ def _parse(text: bytes) -> dict[str, Any]:
     return spec
 
 
+def _escaping_paths(value: Any, key: str = "", depth: int = 0) -> list[tuple[str, str]]:
+    """(key, value) of every string in a flavour's configuration that, read as a path, leaves
+    the model directory: absolute (``/x``, ``~``, ``C:``, ``file:``) or through ``..``.
+    MLflow joins them to the model directory (``data``, ``pickled_model``, ``model_path``,
+    ...) and ``os.path.join`` lets either escape, so a scanned directory would load an
+    unscanned file."""
+    if depth > 16 or key.endswith("model_config"):
+        return []
+    if isinstance(value, dict):
+        return [
+            hit
+            for k, v in value.items()
+            for hit in _escaping_paths(v, f"{key}.{k}".strip("."), depth + 1)
+        ]
+    if isinstance(value, list):
+        return [hit for v in value for hit in _escaping_paths(v, key, depth + 1)]
+    if not isinstance(value, str):
+        return []
+    text = value.strip().replace("\\", "/")
+    pure = PurePosixPath(text)
+    drive = len(text) > 1 and text[1] == ":" and text[0].isalpha()
+    absolute = pure.is_absolute() or text.startswith(("~", "file:")) or drive
+    return [(key, value)] if absolute or ".." in pure.parts else []
+
+
 def _flavor_findings(
     source: str, spec: dict[str, Any], code: CustomCode, allow: Allowlist,
     flavors: tuple[str, ...], loaders: tuple[str, ...],
@@ -108,6 +135,9 @@ def _flavor_findings(
         if name not in flavors:
             found.append(Finding(source, "high", f"MLflow flavour {name!r} is not allowed"))
         flavor = flavor if isinstance(flavor, dict) else {}
+        for key, value in _escaping_paths(flavor):
+            reason = f"{name}.{key} {value!r} points outside the model directory (never scanned)"
+            found.append(Finding(source, "high", reason))
         paths = flavor.get("code")
         for path in [paths] if isinstance(paths, str) else paths or []:
             code.reasons.append(f"{name}.code {path!r}")
