@@ -28,7 +28,7 @@ from mlsecops_provider.core.serving.protocol import RequestRejected, check_conte
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from mlsecops_provider.core.serving.service import ServingService
+    from mlsecops_provider.core.serving.service import Answer, ServingService
 
 log = logging.getLogger(__name__)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -62,14 +62,61 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class Guard:
+    """The checks before any model work: token, rate, size, content type, parsing."""
+
+    def __init__(self, service: ServingService, token: str | None) -> None:
+        self.service = service
+        self.bearer = BearerToken(token) if token else None
+        self.limiter = RateLimiter(service.config.rate_per_second, service.config.burst)
+
+    def client_key(self, request: Request) -> str:
+        auth = request.headers.get("authorization")
+        if self.bearer is not None and auth:
+            return "token:" + hashlib.sha256(auth.encode()).hexdigest()[:16]
+        return "addr:" + (request.client.host if request.client else "?")
+
+    async def check(self, request: Request) -> tuple[Any, str]:
+        """The request as a DataFrame and its id; RequestRejected otherwise."""
+        if self.bearer is not None and not self.bearer.allows(request.headers.get("authorization")):
+            raise RequestRejected(401, "a valid bearer token is required", "unauthenticated")
+        if not self.limiter.allow(self.client_key(request)):
+            raise RequestRejected(429, "too many requests; slow down", "rate_limited")
+        body = await read_limited(request, self.service.config.max_body_bytes)
+        check_content_type(request.headers.get("content-type"))
+        champion = self.service.champion
+        frame = parse_body(body, champion.input_schema, champion.columns)
+        given = request.headers.get("x-request-id", "")
+        return frame, given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def refused(service: ServingService, err: RequestRejected) -> Response:
+    service.metrics.requests.labels(str(err.status)).inc()
+    service.metrics.rejected.labels(err.reason).inc()
+    extra = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+    if err.status == 429:
+        extra = {"Retry-After": "1"}
+    return error_response(err.status, str(err), extra)
+
+
+def answered(service: ServingService, answer: Answer, request_id: str, started: float) -> Response:
+    service.metrics.requests.labels("200").inc()
+    service.metrics.request_latency.observe(time.perf_counter() - started)
+    headers = {
+        "X-Model-Version": answer.version,
+        "X-Fallback": "true" if answer.fallback else "false",
+        "X-Request-Id": request_id,
+    }
+    if answer.fallback:
+        headers["X-Fallback-Reason"] = answer.fallback
+    return Response(answer.body, status_code=200, media_type="application/json", headers=headers)
+
+
 def create_app(service: ServingService, token: str | None = None) -> FastAPI:
     """The app around a ready service (started here, closed at shutdown)."""
     from fastapi import FastAPI
 
-    config = service.config
-    bearer = BearerToken(token) if token else None
-    limiter = RateLimiter(config.rate_per_second, config.burst)
-    metrics = service.metrics
+    guard = Guard(service, token)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -82,49 +129,15 @@ def create_app(service: ServingService, token: str | None = None) -> FastAPI:
     )
     service.start()
 
-    def client_key(request: Request) -> str:
-        auth = request.headers.get("authorization")
-        if bearer is not None and auth:
-            return "token:" + hashlib.sha256(auth.encode()).hexdigest()[:16]
-        return "addr:" + (request.client.host if request.client else "?")
-
-    async def guarded(request: Request) -> tuple[Any, str]:
-        if bearer is not None and not bearer.allows(request.headers.get("authorization")):
-            raise RequestRejected(401, "a valid bearer token is required", "unauthenticated")
-        if not limiter.allow(client_key(request)):
-            raise RequestRejected(429, "too many requests; slow down", "rate_limited")
-        body = await read_limited(request, config.max_body_bytes)
-        check_content_type(request.headers.get("content-type"))
-        frame = parse_body(body, service.champion.input_schema, service.champion.columns)
-        given = request.headers.get("x-request-id", "")
-        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        return frame, request_id
-
     @app.post("/invocations")
     async def invocations(request: Request) -> Response:
         started = time.perf_counter()
         try:
-            frame, request_id = await guarded(request)
+            frame, request_id = await guard.check(request)
             answer = await service.answer(frame, request_id)
         except RequestRejected as err:
-            metrics.requests.labels(str(err.status)).inc()
-            metrics.rejected.labels(err.reason).inc()
-            extra = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
-            if err.status == 429:
-                extra = {"Retry-After": "1"}
-            return error_response(err.status, str(err), extra)
-        metrics.requests.labels("200").inc()
-        metrics.request_latency.observe(time.perf_counter() - started)
-        headers = {
-            "X-Model-Version": answer.version,
-            "X-Fallback": "true" if answer.fallback else "false",
-            "X-Request-Id": request_id,
-        }
-        if answer.fallback:
-            headers["X-Fallback-Reason"] = answer.fallback
-        return Response(
-            answer.body, status_code=200, media_type="application/json", headers=headers
-        )
+            return refused(service, err)
+        return answered(service, answer, request_id, started)
 
     @app.get("/health")
     @app.get("/ping")
@@ -133,13 +146,13 @@ def create_app(service: ServingService, token: str | None = None) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:
-        data, content_type = metrics.exposition()
+        data, content_type = service.metrics.exposition()
         return Response(data, media_type=content_type)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, err: Exception) -> Response:
         log.error("unexpected error: %s: %s", type(err).__name__, err)
-        metrics.requests.labels("500").inc()
+        service.metrics.requests.labels("500").inc()
         return error_response(500, f"internal error ({type(err).__name__})")
 
     return app
