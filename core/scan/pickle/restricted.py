@@ -75,6 +75,12 @@ def restricted_unpickler(base: type[Any], allow: Allowlist) -> type[Any]:
                 if isinstance(args, tuple) and len(args) > index and args[index] is not None:
                     self._callable(args[index], f"{name} argument {index}")
 
+        def _instantiate(self, klass: Any, args: list[Any]) -> None:
+            """INST and OBJ: the class was returned by find_class (OBJ is checked before),
+            and reconstructors that call their argument get a returned global there too."""
+            self._check_call(klass, tuple(args), "INST")
+            super()._instantiate(klass, args)
+
         def _check_build(self) -> None:
             state = self.stack[-1]
             for key in smuggled_keys(state):
@@ -134,7 +140,7 @@ def _install_checks(cls: type[Any], base: type[Any], allow: Allowlist) -> None:
     for code, func in ((pickle.REDUCE, reduce), (pickle.NEWOBJ, newobj), (pickle.OBJ, obj),
                        (pickle.NEWOBJ_EX, newobj_ex), (pickle.BUILD, build)):  # fmt: skip
         table[code[0]] = func
-    # INST goes through find_class and then calls the class it returned: nothing to add.
+    # INST goes through find_class and then ``_instantiate`` (checked above, as OBJ is).
 
 
 def _is_array_wrapper(inst: Any) -> bool:
