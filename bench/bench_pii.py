@@ -731,7 +731,7 @@ def main() -> None:
     print(f"{'holdout':<28}{rate_holdout:>10.1f}")
     print(f"{'fresh':<28}{rate_fresh:>10.1f}")
     print(f"{'payroll':<28}{rate_payroll:>10.1f}")
-    print(f"peak RSS: {rss_ours:.0f} MiB (parent), {rss_children:.0f} MiB (largest NER worker)")
+    print(f"peak RSS: {rss_ours:.0f} MiB (parent), {rss_children:.0f} MiB (largest child process)")
     print(f"demo non-PII columns and label identical: {same}")
     print(f"\n{'recall (demo)':<40}{'ours':>8}{'naive':>8}")
     for scope in ("columns", "free_text"):
