@@ -7,7 +7,9 @@ A chat template may loop, branch, index messages and call the few helpers servin
 provide (``raise_exception``, ``strftime_now``, ``namespace``, string methods such as
 ``strip``); it may not touch underscore attributes (``__class__``, ``__globals__``, ...), the
 names the sandbox treats as unsafe, or call anything else (CVE-2024-34359, "Llama Drama":
-server-side template injection through a GGUF chat template).
+server-side template injection through a GGUF chat template). An index whose key is a string
+the template builds itself (``|join``, ``|format``, ``~``, bound by ``set`` or by a loop
+over literals) cannot be checked and is a finding; keys read from the data are not.
 """
 
 from __future__ import annotations
@@ -171,12 +173,17 @@ def template_problems(template: Any) -> list[str]:
     def bad(name: str | None) -> bool:
         return name is not None and (name.startswith("_") or name in unsafe)
 
+    built = _StringBuilt(tree, consts, bad)
+
     for filtered in tree.find_all(nodes.Filter):
         if filtered.name not in ATTRIBUTE_FILTERS:
             continue
         named = [*filtered.args, *(k.value for k in filtered.kwargs if k.key == "attribute")]
         texts = [_text(a, consts) for a in named]
-        computed = filtered.name == "attr" and any(t is None for t in texts)
+        computed = any(
+            t is None and (filtered.name == "attr" or built(a))
+            for a, t in zip(named, texts, strict=True)
+        )
         if computed or any(bad(t) for t in texts):
             found.append(f"chat template filter {filtered.name!r} reaches attributes by name")
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Call)):
@@ -185,9 +192,58 @@ def template_problems(template: Any) -> list[str]:
             attr = _text(node.arg, consts)
         if bad(attr):
             found.append(f"chat template reaches attribute {attr!r}")
+        elif isinstance(node, nodes.Getitem) and attr is None and built(node.arg):
+            found.append("chat template indexes with a string it builds (cannot be checked)")
         if isinstance(node, nodes.Call) and not _safe_call(node):
             found.append(f"chat template calls {_callee(node)}")
     return sorted(set(found))
+
+
+class _StringBuilt:
+    """Is an expression a string the template builds itself (``['__cla','ss__']|join``,
+    ``'%c'|format(95) ~ ...``, a ``set`` of such, a loop over literals that are)? Data read
+    from the context (``message['role']``, ``loop.index0``) is not."""
+
+    def __init__(self, tree: Any, consts: dict[str, str], bad: Any) -> None:
+        from jinja2 import nodes
+
+        self.nodes, self.consts, self.bad = nodes, consts, bad
+        self.bound: dict[str, list[Any]] = {}
+        for assign in tree.find_all(nodes.Assign):
+            if isinstance(assign.target, nodes.Name):
+                self.bound.setdefault(assign.target.name, []).append(assign.node)
+        for loop in tree.find_all(nodes.For):
+            items = loop.iter.items if isinstance(loop.iter, (nodes.List, nodes.Tuple)) else []
+            targets = [loop.target, *loop.target.find_all(nodes.Name)] if items else []
+            for target in (t for t in targets if isinstance(t, nodes.Name)):
+                self.bound.setdefault(target.name, []).extend(items)
+
+    def __call__(self, node: Any, depth: int = 0) -> bool:
+        n = self.nodes
+        if depth > 20:
+            return True
+        if isinstance(node, n.Const):
+            return isinstance(node.value, str) and self.bad(node.value)
+        if isinstance(node, (n.Filter, n.Concat)):
+            return True
+        if isinstance(node, n.Call):
+            return isinstance(node.node, n.Getattr) and node.node.attr in _STRING_METHODS
+        if isinstance(node, (n.Add, n.Mul)):
+            return any(self(side, depth + 1) or _is_str(side) for side in (node.left, node.right))
+        if isinstance(node, n.Name):
+            if node.name in self.consts:
+                return self.bad(self.consts[node.name])
+            return any(self(value, depth + 1) for value in self.bound.get(node.name, []))
+        return False
+
+
+_STRING_METHODS = frozenset(["join", "format", "replace", "lower", "upper", "strip", "title"])
+
+
+def _is_str(node: Any) -> bool:
+    from jinja2 import nodes
+
+    return isinstance(node, nodes.Const) and isinstance(node.value, str)
 
 
 def _constants(tree: Any) -> dict[str, str]:
