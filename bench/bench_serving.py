@@ -62,7 +62,13 @@ def build_model(folder: Path) -> Any:
 
 
 def serve_ours(
-    model_dir: str, train: str, port: int, shadow: bool, log_dir: str, sample_rate: float = 1.0
+    model_dir: str,
+    train: str,
+    port: int,
+    shadow: bool,
+    log_dir: str,
+    sample_rate: float = 1.0,
+    isolate: bool = True,
 ) -> None:
     """Child process: our app over the saved model (no registry: the bench measures serving)."""
     import pandas as pd
@@ -81,10 +87,14 @@ def serve_ours(
     digest = hash_path(root).root_digest
 
     def model(role: str, version: str) -> ServedModel:
-        return ServedModel(role, "bench", version, role, digest, pyfunc_from_files(files, role))
+        pyfunc = pyfunc_from_files(files, role)
+        return ServedModel(role, "bench", version, role, digest, pyfunc, files)
+
+    from mlsecops_provider.core.serving.isolated import ShadowProcess
 
     champion = model("champion", "1")
     config = ServingConfig(rate_per_second=1e6, burst=1_000_000, shadow_sample_rate=sample_rate)
+    runner = ShadowProcess(files, "shadow") if shadow and isolate else None
     service = ServingService(
         champion,
         fallback=model("fallback", "0"),
@@ -92,6 +102,7 @@ def serve_ours(
         profile=build_profile(pd.read_parquet(train), champion.columns or ()),
         config=config,
         prediction_log=PredictionLog(Path(log_dir).as_uri(), batch_rows=config.log_batch_rows),
+        shadow_runner=runner,
     )
     run(create_app(service), "127.0.0.1", port)
 
@@ -171,7 +182,9 @@ def load(
     }
 
 
-def start(kind: str, folder: Path, port: int, sample_rate: float) -> subprocess.Popen[bytes]:
+def start(
+    kind: str, folder: Path, port: int, sample_rate: float, thread: bool = False
+) -> subprocess.Popen[bytes]:
     bin_dir = str(Path(sys.executable).parent)  # mlflow runs `uvicorn` from PATH
     env = {
         **os.environ,
@@ -187,7 +200,7 @@ def start(kind: str, folder: Path, port: int, sample_rate: float) -> subprocess.
     else:
         command = [
             sys.executable, __file__, "--child", kind, "--folder", str(folder), "--port", str(port),
-            "--sample-rate", str(sample_rate),
+            "--sample-rate", str(sample_rate), *(["--shadow-thread"] if thread else []),
         ]  # fmt: skip
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -198,6 +211,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rows", type=int, default=1)
     parser.add_argument("--sample-rate", type=float, default=1.0, help="shadow sampling rate")
+    parser.add_argument(
+        "--shadow-thread", action="store_true", help="shadow on a thread, not its own process"
+    )
     parser.add_argument("--child", choices=["ours", "ours+shadow"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -206,7 +222,8 @@ def main() -> None:
         folder = Path(args.folder)
         log_dir = folder / f"log-{args.child}"
         serve_ours(str(folder / "model"), str(folder / "train.parquet"), args.port,
-                   args.child == "ours+shadow", str(log_dir), args.sample_rate)  # fmt: skip
+                   args.child == "ours+shadow", str(log_dir), args.sample_rate,
+                   not args.shadow_thread)  # fmt: skip
         return
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         folder = Path(tmp)
@@ -216,7 +233,7 @@ def main() -> None:
         results, answers = {}, {}
         for kind in ("mlflow", "ours", "ours+shadow"):
             port = free_port()
-            process = start(kind, folder, port, args.sample_rate)
+            process = start(kind, folder, port, args.sample_rate, args.shadow_thread)
             try:
                 wait_ready(f"http://127.0.0.1:{port}/health", process)
                 import requests

@@ -25,6 +25,8 @@ class ServingConfig:
     :param burst: requests a client may send at once before the rate applies.
     :param shadow_sample_rate: share of requests mirrored to the shadow (0..1).
     :param shadow_queue_size: mirrored requests waiting for the shadow; more are dropped.
+    :param shadow_process: run the shadow in a child process at the lowest CPU priority
+        (else on a thread of the server, sharing its interpreter).
     :param predict_workers: threads that run champion and fallback predictions.
     :param log_batch_rows: prediction-log rows per Parquet batch.
     :param log_flush_seconds: a partial batch is written after this long.
@@ -44,6 +46,7 @@ class ServingConfig:
     burst: int = 200
     shadow_sample_rate: float = 1.0
     shadow_queue_size: int = 1000
+    shadow_process: bool = True
     predict_workers: int = 4
     log_batch_rows: int = 500
     log_flush_seconds: float = 5.0

@@ -55,6 +55,7 @@ class ServedModel:
     alias: str
     digest: str
     pyfunc: Any = field(repr=False)
+    files: dict[str, bytes] | None = field(default=None, repr=False)  # the verified bytes
 
     @property
     def input_schema(self) -> Any:
@@ -172,9 +173,8 @@ class Loader:
             return None
         files, digest = self.read_files(name, version)
         self.check_scan(name, version, digest)
-        return ServedModel(
-            SHADOW, name, version, alias, digest, self.pyfunc(files, f"{name} v{version}")
-        )
+        pyfunc = self.pyfunc(files, f"{name} v{version}")
+        return ServedModel(SHADOW, name, version, alias, digest, pyfunc, files)
 
     def check_scan(self, name: str, version: str, digest: str) -> None:
         """Raise unless a passing ``model_scan`` report (read by digest) names ``digest``."""

@@ -55,8 +55,10 @@ class ShadowMirror:
         sample_rate: float = 1.0,
         queue_size: int = 1000,
         seed: int | None = None,
+        runner: Any = None,
     ) -> None:
         self.shadow = shadow
+        self.runner = runner  # a ShadowProcess, or None: predict on the worker thread
         self.log = prediction_log
         self.metrics = metrics
         self.sample_rate = sample_rate
@@ -107,16 +109,13 @@ class ShadowMirror:
 
     def _score(self, item: MirrorItem) -> None:
         assert self.shadow is not None
-        from mlsecops_provider.core.serving.protocol import enforce_schema
-
         started, elapsed, cpu = time.perf_counter(), None, None
         try:  # timed as the champion is: the model on a frame its schema already accepted
-            flavor = getattr(self.shadow.pyfunc, "loader_module", None)
-            frame = enforce_schema(item.frame, self.shadow.input_schema, flavor)
-            started, cpu_started = time.perf_counter(), time.thread_time()
-            raw = self.shadow.predict_enforced(frame)
-            elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
-            values = jsonable_values(raw)
+            if self.runner is not None:
+                values, cpu = self.runner.predict(item.frame)
+                elapsed = time.perf_counter() - started
+            else:
+                values, elapsed, cpu = self._predict_here(item.frame)
             if len(values) != len(item.rows):
                 raise ValueError(f"{len(values)} predictions for {len(item.rows)} rows")
             status = "ok"
@@ -141,6 +140,17 @@ class ShadowMirror:
         self.scored += 1
         self._log(rows)
 
+    def _predict_here(self, frame: Any) -> tuple[list[str], float, float]:
+        from mlsecops_provider.core.serving.protocol import enforce_schema
+
+        assert self.shadow is not None
+        flavor = getattr(self.shadow.pyfunc, "loader_module", None)
+        frame = enforce_schema(frame, self.shadow.input_schema, flavor)
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        raw = self.shadow.predict_enforced(frame)
+        elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
+        return jsonable_values(raw), elapsed, cpu
+
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until the queue is empty (tests, shutdown); False on timeout."""
         deadline = time.monotonic() + timeout
@@ -157,5 +167,7 @@ class ShadowMirror:
             self.queue.put(None, timeout=timeout)
         except queue.Full:
             log.warning("shadow queue still full at shutdown; %d items lost", self.queue.qsize())
-            return
-        self._thread.join(timeout=timeout)
+        else:
+            self._thread.join(timeout=timeout)
+        if self.runner is not None:
+            self.runner.close()

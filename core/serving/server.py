@@ -18,7 +18,7 @@ from typing import Any
 from mlsecops_provider.core.errors import ConfigError, MLSecOpsError
 from mlsecops_provider.core.policy import Policy
 from mlsecops_provider.core.serving.config import ServingConfig
-from mlsecops_provider.core.serving.loading import CHAMPION, Loader
+from mlsecops_provider.core.serving.loading import CHAMPION, Loader, ServedModel
 from mlsecops_provider.core.serving.prediction_log import PredictionLog
 from mlsecops_provider.core.serving.profile import TrainingProfile, champion_profile
 from mlsecops_provider.core.serving.service import ServingService
@@ -114,7 +114,18 @@ def build_service(
         profile=profile,
         config=config,
         prediction_log=prediction_log,
+        shadow_runner=_isolated(shadow, config, loader),
     )
+
+
+def _isolated(shadow: ServedModel | None, config: ServingConfig, loader: Loader) -> Any:
+    """The shadow's own process (``shadow_process``), loaded from its verified bytes."""
+    if shadow is None or not config.shadow_process or shadow.files is None:
+        return None
+    from mlsecops_provider.core.serving.isolated import ShadowProcess
+
+    where = f"shadow {shadow.name} v{shadow.version}"
+    return ShadowProcess(shadow.files, where, loader.scan_config)
 
 
 def _profile(

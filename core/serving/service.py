@@ -56,6 +56,7 @@ class ServingService:
         config: ServingConfig | None = None,
         prediction_log: PredictionLog | None = None,
         seed: int | None = None,
+        shadow_runner: Any = None,
     ) -> None:
         self.champion, self.fallback, self.shadow = champion, fallback, shadow
         self.profile = profile
@@ -74,6 +75,7 @@ class ServingService:
             sample_rate=self.config.shadow_sample_rate,
             queue_size=self.config.shadow_queue_size,
             seed=seed,
+            runner=shadow_runner,
         )
         self._started = False
 

@@ -71,7 +71,7 @@ def served(folder: Path, role: str, version: str) -> ServedModel:
     }
     pyfunc = pyfunc_from_files(files, f"{role} v{version}")
     digest = hash_path(folder).root_digest
-    return ServedModel(role, "credit", version, role, digest, pyfunc)
+    return ServedModel(role, "credit", version, role, digest, pyfunc, files)
 
 
 class SlowModel:

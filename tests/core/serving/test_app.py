@@ -255,3 +255,32 @@ def test_prediction_log_batches_are_chained(models: dict[str, Any], tmp_path: Pa
         read_prediction_log((tmp_path / "log").as_uri())
     entry = json.loads(lines[0])
     assert len(entry["hash"]) == 64 and entry["prev_hash"] == "0" * 64
+
+
+def test_shadow_in_its_own_process_scores_and_a_killed_one_changes_nothing(
+    models: dict[str, Any], tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from mlsecops_provider.core.serving.isolated import ShadowProcess
+
+    shadow = models["shadow"]
+    runner = ShadowProcess(shadow.files, "shadow v3")
+    service = make_service(models, tmp_path)
+    service.mirror.runner = runner
+    rows = request_rows(4)
+    expected = champion_body(models, rows)
+    with TestClient(create_app(service)) as client:
+        for _ in range(3):
+            assert client.post("/invocations", json={"dataframe_records": rows}).text == expected
+        assert service.mirror.drain(60)
+        runner._process.kill()  # the shadow's process dies
+        runner._process.join(10)
+        answer = client.post("/invocations", json={"dataframe_records": rows})
+        assert answer.status_code == 200 and answer.text == expected
+        frame = logged(service, tmp_path)
+    statuses = frame.groupby("request_id", sort=False)["shadow_status"].first().tolist()
+    assert statuses == ["ok", "ok", "ok", "error"]
+    scored = frame[frame["shadow_status"] == "ok"]
+    assert (scored["shadow_prediction"] == scored["champion_prediction"]).all()
+    assert scored["shadow_cpu_ms"].notna().all()
