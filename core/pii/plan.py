@@ -13,7 +13,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.pii.names import NameRules
@@ -60,6 +60,7 @@ HINTS = (
     ),
 )
 HINT_SHARE = 0.05
+EMBEDDED_MIN_WORDS = 3
 
 
 NOT_PERSON_NAME = re.compile(
@@ -172,14 +173,33 @@ def plan_columns(
     for column, sample in samples.items():
         hits = Counter()
         digits = digit_types(sample, column, config.entities)
+        embedded = []  # per value with hits: is the PII only part of a longer text?
         for value, digit in zip(sample, digits, strict=True):
-            types = {item.entity_type for item in next(found)}
-            types |= {span.entity_type for span in scan_text(value, entities)}
+            results = next(found)
+            spans = scan_text(value, entities)
+            types = {item.entity_type for item in results} | {s.entity_type for s in spans}
             if "PERSON" in entities and _mostly_names(value, lexicon):
                 types.add("PERSON")
+            if types and not digit:
+                covered = [(r.start, r.end) for r in results] + [(s.start, s.end) for s in spans]
+                embedded.append(_embedded(value, covered))
             hits.update(types | ({digit} if digit else set()))
-        plans[column] = _decide(column, str(frame[column].dtype), len(sample), hits, config)
+        plan = _decide(column, str(frame[column].dtype), len(sample), hits, config)
+        if plan.kind == "pii" and embedded and sum(embedded) * 2 > len(embedded):
+            plan = replace(plan, kind="free_text", entity=None, operator=None)
+        plans[column] = plan
     return [plans[str(c)] for c in frame.columns]
+
+
+def _embedded(value: str, covered: list[tuple[int, int]]) -> bool:
+    """PII inside a text of 3+ words that covers under half of its letters: text, not a value."""
+    if len(value.split()) < EMBEDDED_MIN_WORDS:
+        return False
+    mask = [False] * len(value)
+    for start, end in covered:
+        mask[start:end] = [True] * (end - start)
+    letters = [m for c, m in zip(value, mask, strict=True) if c.isalnum()]
+    return bool(letters) and sum(letters) * 2 < len(letters)
 
 
 def _mostly_names(value: str, rules: NameRules) -> bool:

@@ -61,3 +61,20 @@ def test_names_in_free_text_from_any_row_and_from_nowhere_else() -> None:
     text = " ".join(outcome.frame["notes"])
     assert "Marchbank" not in text and "Quayle" not in text and "Ferdinand" not in text
     assert "<PERSON>" in text
+
+
+def test_short_texts_with_names_are_text_not_a_name_column() -> None:
+    """A column of short notes that mostly mention a person is handled value by value (the
+    rest of each note stays), not replaced whole as if it held only names."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "client": [f"James Brown{'e' * (i % 3)}" for i in range(30)],
+            "remark": [f"Ticket {i} from James Brown" for i in range(30)],
+        }
+    )
+    outcome = Deidentifier.prepare(PIIConfig(seed=5)).run(frame)
+    plans = {c["column"]: c["kind"] for c in outcome.details["columns"]}
+    assert plans == {"client": "pii", "remark": "free_text"}
+    assert outcome.frame["remark"][7] == "Ticket 7 from <PERSON>"
