@@ -126,3 +126,16 @@ def test_real_distributions_partials_and_defaultdicts_still_pass(tmp_path: Path)
         loaded = safe_loads(data, "model.pkl")
         assert loaded["frozen"].mean() == pytest.approx(3.0)
         assert loaded["partial"](np.ones((2, 2))).tolist() == [1.0, 1.0]
+
+
+def test_protocol2_joblib_with_datetime_units_passes(tmp_path: Path) -> None:
+    """No false positive: protocol 2 writes the ``b"ns"`` unit of a datetime64 dtype state
+    as ``_codecs.encode("ns", "latin1")``; a joblib DataFrame with timestamps passes."""
+    import joblib
+    import pandas as pd
+
+    frame = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=5, tz="UTC"), "x": range(5)})
+    path = tmp_path / "model.joblib"
+    joblib.dump(frame, path, protocol=2)
+    assert scan_model(path).verdict is Verdict.PASS
+    assert safe_loads(path.read_bytes(), "model.joblib")["x"].tolist() == [0, 1, 2, 3, 4]

@@ -192,6 +192,8 @@ def _literal(value: Any, depth: int = 0) -> Any:
         raise UnknownDtype("dtype state nested too deep")
     if value is None or isinstance(value, (str, bytes, int, float, bool)):
         return value
+    if isinstance(value, Obj) and value.func and value.func.full == "_codecs.encode":
+        return _protocol2_bytes(value.args)  # how protocols < 3 write bytes (b"ns" units)
     if isinstance(value, Obj):
         return real_dtype(value)
     if isinstance(value, tuple):
@@ -199,3 +201,15 @@ def _literal(value: Any, depth: int = 0) -> Any:
     if isinstance(value, dict):
         return {_literal(k, depth + 1): _literal(v, depth + 1) for k, v in value.items()}
     raise UnknownDtype(f"dtype state holds a {type(value).__name__}")
+
+
+def _protocol2_bytes(args: Any) -> bytes:
+    """``_codecs.encode(text, "latin1")``, evaluated only for literal arguments (the encoding
+    name is compared, never looked up: a codec lookup may import modules)."""
+    import codecs
+
+    if not (isinstance(args, tuple) and len(args) == 2 and all(isinstance(a, str) for a in args)):
+        raise UnknownDtype("_codecs.encode with non-literal arguments in a dtype state")
+    if args[1].lower().replace("-", "").replace("_", "") not in ("latin1", "iso88591"):
+        raise UnknownDtype(f"_codecs.encode to {args[1]!r} in a dtype state")
+    return codecs.encode(args[0], "latin1")
