@@ -4,7 +4,7 @@ A model version is shown only when the user may read the DAG that registered it 
 version's ``mlsecops.dag_id`` tag, else its MLflow run's); a model is listed when at least
 one of its versions is. A version with no DAG is shown to nobody (fail closed).
 
-Every alias is re-checked with :func:`mlsecops_provider.core.promotion.record.verify_promotion`
+Every alias is re-checked with :func:`mlsecops_provider.core.promotion.verify.verify_promotion`
 — the function ``mlsecops verify-promotion`` runs — with the policy's pinned keys and the
 audit log in the evidence store. Results are cached per (model, alias, version) for
 ``MLSECOPS_INVENTORY_CACHE_SECONDS`` (default 300) and shown with the time of the check;
@@ -134,7 +134,7 @@ def verify_alias(name: str, alias: str, s3: Any = None) -> dict[str, Any]:
     ``s3``: the S3 client factory for records, model signatures and the audit log on S3.
     """
     from mlsecops_provider.core.promotion.audit_log import default_log_uri
-    from mlsecops_provider.core.promotion.record import verify_promotion
+    from mlsecops_provider.core.promotion.verify import verify_promotion
     from mlsecops_provider.core.settings import Settings
     from mlsecops_provider.plugins.run_details import pinned_keys
 

@@ -103,7 +103,7 @@ def _log_uri(explicit: str | None) -> str:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from mlsecops_provider.core.promotion.record import verify_promotion
+    from mlsecops_provider.core.promotion.verify import verify_promotion
 
     key = _read_key(args.public_key)
     check_tracking_uri(args.tracking_uri)

@@ -1,7 +1,7 @@
 """Load the served models only through bytes that were verified.
 
 * champion and fallback: their signed promotion record must verify with the given key
-  (:func:`~mlsecops_provider.core.promotion.record.verify_promotion`); the fallback is the
+  (:func:`~mlsecops_provider.core.promotion.verify.verify_promotion`); the fallback is the
   version the champion's *signed* record names as the previous champion, and the fallback
   alias must point at it;
 * shadow: its MLflow run (or version) must carry a passing ``model_scan`` report, read by
@@ -113,7 +113,7 @@ class Loader:
 
     def verified(self, name: str, alias: str, role: str) -> ServedModel:
         """Verify ``name@alias``'s signed promotion record, then load the verified bytes."""
-        from mlsecops_provider.core.promotion.record import verify_promotion
+        from mlsecops_provider.core.promotion.verify import verify_promotion
 
         check = verify_promotion(
             name,
