@@ -60,6 +60,8 @@ def build_state_attacks() -> dict[str, bytes]:
     states = {
         "state_list_of_pairs": _pairs(),
         "state_tuple_of_pairs": tup(tup(ustr(KEY), ustr(CODE))),
+        # dict.update has set the first pair when the second item makes it raise
+        "state_pairs_then_invalid_item": tup(tup(ustr(KEY), ustr(CODE)), b"K\x01"),
         "state_dict_read_as_pair": two_key_dict,  # dict.update([{KEY: 0, CODE: 0}])
         "state_computed_key": b"}" + computed_key + ustr(CODE) + b"s",
         "state_dict_call": call(glob("builtins", "dict"), _pairs()),

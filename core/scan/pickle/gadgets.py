@@ -57,17 +57,27 @@ def state_mappings(state: Any) -> list[dict[Any, Any]]:
 
 
 def _as_mapping(part: Any) -> dict[Any, Any] | None:
-    """``dict(part)`` exactly as ``dict.update`` reads it (``keys()``/``__getitem__`` or a
-    sequence of 2-item iterables), None where it raises. Works on real objects (load time)
-    and on the scanner's modelled containers alike (a modelled call is not iterable)."""
+    """What ``dict.update(part)`` sets: ``keys()``/``__getitem__`` of a mapping, or the pairs
+    of a sequence of 2-item iterables up to the first item that is not one (``update`` has
+    set those already when it raises). Works on real objects (load time) and on the scanner's
+    modelled containers alike (a modelled call is not iterable)."""
     if part is None or isinstance(part, (str, bytes, bytearray, int, float)):
         return None
     if isinstance(part, dict):
         return part
+    if callable(getattr(type(part), "keys", None)):
+        try:
+            return dict(part)
+        except Exception:  # noqa: BLE001 - dict.update raises on it too: nothing is set
+            return None
+    view: dict[Any, Any] = {}
     try:
-        return dict(part)
-    except Exception:  # noqa: BLE001 - dict.update raises on it too: nothing is set
-        return None
+        for item in part:
+            key, value = item
+            view[key] = value
+    except Exception:  # noqa: BLE001, S110 - update stops here too, after the pairs before
+        pass
+    return view or None
 
 
 def state_callables(built: str | None, state: Any) -> list[Any]:
