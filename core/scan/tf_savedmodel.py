@@ -71,6 +71,27 @@ FILE_OPS = frozenset(
         "MergeV2Checkpoints",
         "ShardedFilename",
         "ShardedFilespec",
+        # read or write files by a path or pattern given to the op (or its reader resource)
+        "RecordInput",
+        "GenerateVocabRemapping",
+        "LoadAndRemapMatrix",
+        "DistributedSave",
+        "ExperimentalMatchingFilesDataset",
+        "SnapshotChunkDataset",
+        "SnapshotDatasetReader",
+        "SnapshotNestedDatasetReader",
+        "ListSnapshotChunksDataset",
+        "ReaderRead",
+        "ReaderReadUpTo",
+        "ReaderReadUpToV2",
+        "ReaderRestoreState",
+        "ReaderRestoreStateV2",
+        "WriteScalarSummary",
+        "WriteHistogramSummary",
+        "WriteRawProtoSummary",
+        "WriteGraphSummary",
+        "ImportEvent",
+        "FileSystemSetConfiguration",
     ]
 )
 PROCESS_OPS = frozenset(["PyFunc", "PyFuncStateless", "EagerPyFunc"])
