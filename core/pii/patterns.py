@@ -33,8 +33,8 @@ _DIGIT_WORDS = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
 SPELLED_PHONE_RE = re.compile(rf"\b{_DIGIT_WORDS}(?:[\s,-]+{_DIGIT_WORDS}){{6,}}\b", re.I)
 _SEP = r"(?:\s*(?:[-./]|dash|dot|hyphen)\s*|\s+|(?<=\)))"
 PHONE_RE = re.compile(
-    rf"(?<![\w+])(?:\+|00)?\(?\d{{1,4}}\)?(?:{_SEP}\(?\d{{1,8}}\)?){{1,6}}(?!\w)"
-    r"|(?<![\w+])\+?\d{10,15}(?!\w)",
+    rf"(?<![\w+.,])(?:\+|00)?\(?\d{{1,4}}\)?(?:{_SEP}\(?\d{{1,8}}\)?){{1,6}}(?!\w|[.,]\d)"
+    r"|(?<![\w+.,])\+?\d{10,15}(?!\w|[.,]\d)",
     re.I,
 )
 SHORT_PHONE_RE = re.compile(r"(?<![\w.-])\d{3}[-.]\d{4}(?![\w-])")
@@ -55,7 +55,10 @@ STREET_RE = re.compile(
     r"\b\d{1,6}\s+(?:[A-Z][a-z]+\.?\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|"
     r"Boulevard|Blvd|Court|Ct|Way|Place|Pl|Terrace|Circle|Parkway|Highway)\b\.?"
 )
-_DATE_RE = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$")
+# a date (and whatever time follows it) is no phone number
+_DATE_RE = re.compile(
+    r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?!\d)|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}(?!\d)"
+)
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")  # Presidio's defaults
 CARD_PREFIXES = ("4", "34", "37", "36", "38", "30", "35", "5", "2", "6")
 # fmt: on
@@ -72,6 +75,7 @@ ENTITIES = frozenset(
         "LOCATION",
     }
 )
+_DECIMAL_AFTER = re.compile(r"[.,]\d")
 _AT_DOMAIN_RE = re.compile(r"\sat\s+[a-z0-9-]+\.[a-z]{2,}")
 _DIGIT_WORD_RE = re.compile(r"\d|dash|dot|hyphen", re.I)
 _CANDIDATE_RE = re.compile(r"(?<![\w.,])[+(]?\d[\d \t().\-/]{5,}\d(?![\w,]|\.\d)")
@@ -213,7 +217,9 @@ def _matched(text: str, start: int, end: int) -> list[Span]:
     window = text[start:end]
     for region in PHONE_REGIONS:
         for match in phonenumbers.PhoneNumberMatcher(window, region, phonenumbers.Leniency.VALID):
-            return [Span("PHONE_NUMBER", start + match.start, start + match.end)]
+            begin, end = start + match.start, start + match.end
+            if not _DECIMAL_AFTER.match(text, end):  # 1234567890.12 is an amount
+                return [Span("PHONE_NUMBER", begin, end)]
     return []
 
 

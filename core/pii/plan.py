@@ -61,6 +61,7 @@ HINTS = (
 )
 HINT_SHARE = 0.05
 EMBEDDED_MIN_WORDS = 3
+NUMBER_RE = re.compile(r"\s*[+-]?\d+(?:[.,]\d+)?\s*")
 
 
 NOT_PERSON_NAME = re.compile(
@@ -176,7 +177,9 @@ def plan_columns(
         embedded = []  # per value with hits: is the PII only part of a longer text?
         for value, digit in zip(sample, digits, strict=True):
             results = next(found)
-            spans = scan_text(value, entities)
+            number = NUMBER_RE.fullmatch(value) is not None  # judged by its digits alone
+            spans = [] if number else scan_text(value, entities)
+            results = [] if number else results
             types = {item.entity_type for item in results} | {s.entity_type for s in spans}
             if "PERSON" in entities and _mostly_names(value, lexicon):
                 types.add("PERSON")

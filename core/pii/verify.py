@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.pii.patterns import scan_text
-from mlsecops_provider.core.pii.plan import ColumnPlan, digit_types, is_numeric
+from mlsecops_provider.core.pii.plan import NUMBER_RE, ColumnPlan, digit_types, is_numeric
 from mlsecops_provider.core.pii.text import outside_tokens
 
 if TYPE_CHECKING:
@@ -78,6 +78,8 @@ def _text_types(
 def _structured(value: str, scanner: TextScanner) -> list[str]:
     """A cell of a column that is not free text: the pattern pass, and whether the cell is a
     name from the table's name columns (the lexicon would judge category labels as names)."""
+    if NUMBER_RE.fullmatch(value):  # a number written as text: judged by its digits only
+        return []
     types = [s.entity_type for s in outside_tokens(value, scan_text(value, scanner.entities))]
     if "PERSON" in scanner.entities and scanner.names.is_value(value):
         types.append("PERSON")

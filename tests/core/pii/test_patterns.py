@@ -34,6 +34,10 @@ def _found(text: str) -> list[tuple[str, str]]:
         ("from 203.0.113.77", [("IP_ADDRESS", "203.0.113.77")]),
         ("lives at 42 Oak Street", [("LOCATION", "42 Oak Street")]),
         ("on 2024-01-15 we paid 12,000.50 for version 1.2.3", []),
+        ("2024-01-15 10:22:33", []),  # a timestamp is no phone number
+        ("12/03/2024 14:05", []),
+        ("1234567890.12", []),  # nor is an amount
+        ("Amount 1,234,567.89", []),
     ],
 )
 def test_pattern_pass(text: str, expected: list[tuple[str, str]]) -> None:
