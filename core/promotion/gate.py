@@ -57,7 +57,6 @@ from mlsecops_provider.core.promotion.record import (
     RecordFailure,
     check_record,
     promotion_statement,
-    verify_promotion,
 )
 from mlsecops_provider.core.promotion.rollback import RollbackResult, rollback
 from mlsecops_provider.core.promotion.signing import (
@@ -69,6 +68,7 @@ from mlsecops_provider.core.promotion.signing import (
     sign_model,
 )
 from mlsecops_provider.core.promotion.subjects import Scope
+from mlsecops_provider.core.promotion.verify import verify_promotion
 from mlsecops_provider.core.provenance.slsa import statement_bytes
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import S3ClientFactory

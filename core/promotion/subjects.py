@@ -23,6 +23,11 @@ EXPECTED_KINDS: dict[str, tuple[str, ...]] = {
     "shadow_evaluation": ("model", "dataset"),
     "dependency_audit": ("sbom",),
     "provenance": ("model",),
+    "explainability": ("model", "dataset"),
+    "fairness": ("model", "dataset"),
+    "privacy_risk": ("model", "dataset"),
+    "adversarial": ("model", "dataset"),
+    "backdoor_scan": ("model", "dataset"),
 }
 
 

@@ -181,8 +181,8 @@ def _check_signed_promotion(deployment: Deployment, tags: dict[str, str]) -> Non
         TAG_EVIDENCE_SHA256,
         TAG_EVIDENCE_URI,
         TAG_MODEL_SHA256,
-        verify_promotion,
     )
+    from mlsecops_provider.core.promotion.verify import verify_promotion
 
     assert tags[TAG_MODEL_SHA256] == tags["mlsecops.model_sha256"]
     body, head = _s3_get(deployment, tags[TAG_EVIDENCE_URI])
