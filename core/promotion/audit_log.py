@@ -112,8 +112,12 @@ def _parse_line(number: int, raw: bytes) -> AuditEntry:
         entry = AuditEntry(**data)
     except (ValueError, TypeError) as err:
         raise AuditLogError(f"line {number}: not an audit entry ({err})") from err
-    if entry.kind not in KINDS or not isinstance(entry.seq, int):
+    if entry.kind not in KINDS or type(entry.seq) is not int:  # bool is an int: not a seq
         raise AuditLogError(f"line {number}: bad kind {entry.kind!r} or seq {entry.seq!r}")
+    if not isinstance(entry.details, dict) or not all(
+        isinstance(v, str) for v in (entry.time, entry.prev_hash, entry.hash)
+    ):
+        raise AuditLogError(f"line {number}: details is not an object or a field is not text")
     return entry
 
 

@@ -199,6 +199,8 @@ def check_gates(
         if previous and previous.get("evidence_sha256") != summary.get("evidence_sha256"):
             reasons.append(f"gate {gate}: two different results in this run")
         by_gate[gate] = summary
+    if not policy.required_gates:
+        reasons.append(f"policy {policy.source} requires no gate: nothing to promote on")
     reasons += [
         f"required gate {g}: no result in this run"
         for g in policy.required_gates

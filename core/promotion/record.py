@@ -27,6 +27,7 @@ from mlsecops_provider.core.errors import DigestMismatchError, NotFoundError
 from mlsecops_provider.core.hashing import hash_path
 from mlsecops_provider.core.promotion.audit_log import Anchor
 from mlsecops_provider.core.promotion.signing import (
+    INTOTO_PAYLOAD_TYPE,
     PublicKey,
     SignatureError,
     dsse_verify,
@@ -90,16 +91,33 @@ def promotion_statement(
     }
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON objects with a key twice have two readings (first or last wins): refused."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
 def _parse_statement(payload: bytes, name: str, version: str) -> dict[str, Any]:
     try:
-        statement = json.loads(payload)
+        statement = json.loads(payload, object_pairs_hook=_unique_keys)
         digest = statement["subject"][0]["digest"]["sha256"]
         predicate = statement["predicate"]
     except (ValueError, KeyError, IndexError, TypeError) as err:
         raise RecordFailure("bad_record", f"signed record is not a statement ({err})") from err
     if statement.get("_type") != STATEMENT_TYPE or statement.get("predicateType") != PREDICATE_TYPE:
         raise RecordFailure("bad_record", "signed record has the wrong _type or predicateType")
-    if (predicate.get("registeredModel"), str(predicate.get("version"))) != (name, version):
+    if not isinstance(predicate, dict) or not all(
+        isinstance(predicate.get(k), str) for k in ("registeredModel", "version", "alias")
+    ):
+        raise RecordFailure(
+            "bad_record", "signed record: predicate is not an object with string "
+            "registeredModel, version and alias"
+        )  # fmt: skip
+    if (predicate.get("registeredModel"), predicate.get("version")) != (name, version):
         raise RecordFailure(
             "wrong_subject",
             f"signed record is for {predicate.get('registeredModel')} "
@@ -108,6 +126,24 @@ def _parse_statement(payload: bytes, name: str, version: str) -> dict[str, Any]:
     if not isinstance(digest, str):
         raise RecordFailure("bad_record", "signed record: subject digest is not a string")
     return dict(statement)
+
+
+def signed_statement(
+    envelope: bytes, trusted: Mapping[str, PublicKey], *, name: str, version: str
+) -> tuple[dict[str, Any], str]:
+    """The statement of an envelope a trusted key signed, for ``name`` v``version`` (no
+    model check); raises :class:`RecordFailure`."""
+    try:
+        verified = dsse_verify(envelope, trusted)
+    except SignatureError as err:
+        raise RecordFailure("bad_signature", f"evidence signature: {err}") from err
+    if verified.payload_type != INTOTO_PAYLOAD_TYPE:
+        raise RecordFailure(
+            "bad_record",
+            f"signed record has payloadType {verified.payload_type[:80]!r}, "
+            f"not {INTOTO_PAYLOAD_TYPE}",
+        )
+    return _parse_statement(verified.payload, name, version), verified.key_id
 
 
 def check_record(
@@ -130,11 +166,7 @@ def check_record(
             f"record signed by key {', '.join(signers)}, not by the given key "
             f"{', '.join(sorted(trusted))}",
         )
-    try:
-        verified = dsse_verify(envelope, trusted)
-    except SignatureError as err:
-        raise RecordFailure("bad_signature", f"evidence signature: {err}") from err
-    statement = _parse_statement(verified.payload, name, version)
+    statement, key_id = signed_statement(envelope, trusted, name=name, version=version)
     signed_digest = statement["subject"][0]["digest"]["sha256"]
     manifest = hash_path(model_dir)
     actual = manifest.root_digest
@@ -149,8 +181,8 @@ def check_record(
             "model_changed",
             f"model artifact changed: signed sha256:{signed_digest}, now sha256:{actual}",
         )
-    _check_model_signature(statement, trusted[verified.key_id], model_dir, read)
-    return statement, verified.key_id
+    _check_model_signature(statement, trusted[key_id], model_dir, read)
+    return statement, key_id
 
 
 def _check_model_signature(

@@ -13,17 +13,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlsecops_provider.core.errors import LineageError
+from mlsecops_provider.core.errors import (
+    DigestMismatchError,
+    LineageError,
+    NotFoundError,
+    SignatureError,
+)
 from mlsecops_provider.core.promotion.audit_log import AuditEntry, AuditLog
 from mlsecops_provider.core.promotion.checks import PREVIOUS_ALIAS
 from mlsecops_provider.core.promotion.record import (
+    TAG_EVIDENCE_SHA256,
+    TAG_EVIDENCE_URI,
     TAG_PREVIOUS,
     TAG_ROLLBACK_PREFIX,
-    verify_version,
+    signed_statement,
 )
 from mlsecops_provider.core.promotion.signing import PublicKey
+from mlsecops_provider.core.promotion.verify import verify_version
 from mlsecops_provider.core.settings import Settings
-from mlsecops_provider.core.storage import S3ClientFactory
+from mlsecops_provider.core.storage import S3ClientFactory, read_verified, storage_for
 from mlsecops_provider.core.tracking.lineage import check_tracking_reachable
 from mlsecops_provider.core.tracking.registry import CHAMPION, alias_version
 
@@ -72,6 +80,30 @@ def _anchor(client: MlflowClient, name: str, version: str, entry: AuditEntry, ur
             client.set_model_version_tag(name, version, f"{TAG_ROLLBACK_PREFIX}{tag}", value)
     except MlflowException as err:
         raise LineageError(f"rolled back, but could not tag {name} v{version}: {err}") from err
+
+
+def _replaced(
+    client: MlflowClient,
+    name: str,
+    current: str | None,
+    trusted: Mapping[str, PublicKey],
+    s3: S3ClientFactory | None,
+) -> str | None:
+    """The previous champion the current champion's signed record names (its envelope
+    only: a champion whose files were tampered with can still be rolled back)."""
+    if current is None:
+        return None
+    tags = dict(client.get_model_version(name, current).tags or {})
+    uri, digest = tags.get(TAG_EVIDENCE_URI), tags.get(TAG_EVIDENCE_SHA256)
+    if not uri or not digest:
+        return None
+    try:
+        envelope = read_verified(storage_for(uri, s3), uri, digest)
+        statement, _ = signed_statement(envelope, trusted, name=name, version=current)
+    except (SignatureError, DigestMismatchError, NotFoundError):
+        return None
+    previous = statement["predicate"].get("previousChampion")
+    return None if previous in (None, "", "none") else str(previous)
 
 
 @dataclass(frozen=True)
@@ -126,6 +158,14 @@ def rollback(
     )
     if not check.verified:
         return refused(f"v{target} does not verify: {check.reason}")
+    if check.signed_alias != alias:
+        return refused(f"v{target}'s signed record is for @{check.signed_alias}, not @{alias}")
+    replaced = _replaced(client, name, current, trusted, s3_client_factory)
+    if current is not None and replaced != target:
+        return refused(
+            f"{name}@{alias} v{current}'s signed record replaced {_v(replaced)}, "
+            f"not v{target}: a rollback goes only there"
+        )
     if alias_version(client, name, alias) != current:
         return refused(f"{name}@{alias} changed during the rollback")
     _move_back(client, name, (alias, previous_alias), current, target, actor)

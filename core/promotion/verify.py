@@ -91,7 +91,7 @@ def verify_promotion(
     check, champion = _check_alias(client, settings, check, trusted, s3_client_factory)
     if not check.verified or champion is None or not audit_log_uri:
         return check
-    return _check_audit(check, champion, audit_log_uri, s3_client_factory)
+    return _check_audit(check, champion, audit_log_uri, s3_client_factory, client)
 
 
 def _check_alias(
@@ -129,7 +129,11 @@ def _check_alias(
 
 
 def _check_audit(
-    check: PromotionCheck, champion: PromotionCheck, uri: str, s3: S3ClientFactory | None
+    check: PromotionCheck,
+    champion: PromotionCheck,
+    uri: str,
+    s3: S3ClientFactory | None,
+    client: MlflowClient,
 ) -> PromotionCheck:
     """The log reaches every anchor and its last move of the alias is this record's."""
     anchors = [a for a in (*check.anchors, *champion.anchors) if a.source.endswith(uri)]
@@ -137,6 +141,9 @@ def _check_audit(
     if not report.ok:
         return _fail(check, "audit", f"audit log {uri} is broken: {report.problem}")
     name, alias = champion.registered_model, champion.signed_alias or champion.alias
+    forged = _forged_undo(report.entries, name, alias, client)
+    if forged:
+        return _fail(check, "audit", forged)
     last = last_move_entry(report.entries, name, alias)
     if last is None:
         return _fail(check, "audit", f"audit log {uri} records no promotion of {name}@{alias}")
@@ -184,6 +191,37 @@ def _move_problem(
             f"audit entry #{last.seq} moves {name}@{alias} from v{replaced}, but the signed "
             f"record replaced {_v(champion.previous_champion)}: not a move the gate made"
         )
+    return None
+
+
+def _forged_undo(
+    entries: Sequence[AuditEntry], name: str, alias: str, client: MlflowClient
+) -> str | None:
+    """A refusal that ``undoes`` a promotion is real only if the gate could write it: the
+    undo removes the version's record tags. One whose version still carries the record of
+    the undone entry is forged (the chain has no key), and would hide that promotion."""
+    from mlflow.exceptions import MlflowException
+
+    for entry in entries:
+        undoes = entry.details.get("undoes") if entry.kind == "refusal" else None
+        if not isinstance(undoes, int) or not 1 <= undoes < entry.seq:
+            continue
+        undone = entries[undoes - 1]
+        details = undone.details
+        if undone.kind != "promotion" or (
+            (details.get("registered_model"), details.get("alias")) != (name, alias)
+        ):
+            continue
+        version = str(details.get("version"))
+        try:
+            tags = dict(client.get_model_version(name, version).tags or {})
+        except MlflowException as err:
+            raise LineageError(f"cannot read {name} v{version}: {err}") from err
+        if tags.get(TAG_EVIDENCE_SHA256) == details.get("evidence_sha256"):
+            return (
+                f"audit entry #{entry.seq} undoes promotion #{undoes} of v{version}, but "
+                f"v{version} still carries that promotion's signed record: a forged undo"
+            )
     return None
 
 
