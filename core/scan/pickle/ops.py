@@ -234,8 +234,11 @@ def _call(m: Machine) -> None:
         items = m.pop_mark()
         func, args = items[0], tuple(items[1:])
     else:
-        if m.code == 0x92:
-            m.stack.pop()  # kwargs of NEWOBJ_EX
+        if m.code == 0x92:  # NEWOBJ_EX: kwargs are arguments too
+            kwargs = m.stack.pop()
+            values = kwargs.values() if isinstance(kwargs, dict) else ()
+            if any(isinstance(v, Gated) for v in values):
+                m.flag("builtins.getattr", "critical", "builtins.getattr is passed as a keyword")
         args = m.stack.pop()
         func = m.stack.pop()
     m.push(m.call(func, args))
