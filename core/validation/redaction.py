@@ -39,7 +39,7 @@ DIGIT_SAMPLE = 200
 
 def sensitive_columns(frame: pd.DataFrame) -> frozenset[str]:
     """Columns whose values must never appear in a report (see the module docstring)."""
-    from mlsecops_provider.core.pii.engine import digit_types, hinted_entity, is_numeric
+    from mlsecops_provider.core.pii.plan import digit_types, hinted_entity, is_numeric
 
     sensitive = set()
     for column in map(str, frame.columns):
