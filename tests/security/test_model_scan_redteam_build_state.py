@@ -9,10 +9,10 @@ and ran code under ``safe_load``. Likewise ``functools.partial.__setstate__`` an
 defaultdict's slot state replace the callable a reconstructor was vetted with.
 
 Write-ups: Trail of Bits, "Never a dill moment: Exploiting machine learning pickle files"
-(fickling; "the state of BUILD is attacker controlled and ``__setstate__`` is a call"),
-JFrog, "Data scientists targeted by malicious Hugging Face ML models with silent backdoor"
-(payloads hidden in ``__reduce__``/``__setstate__``), and picklescan GHSA-vvpj-8cmc-gx39 /
-mmaitre314/picklescan#66 (a check that reads one shape of an argument is bypassed by another).
+(fickling: BUILD is a call of ``__setstate__`` with a state the attacker writes), JFrog,
+"Data scientists targeted by malicious Hugging Face ML models with silent backdoor", and
+picklescan GHSA-vvpj-8cmc-gx39 / mmaitre314/picklescan#66 (one unlisted route around a
+check reaches everything the check was meant to stop).
 """
 
 from __future__ import annotations

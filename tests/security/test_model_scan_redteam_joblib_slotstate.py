@@ -7,9 +7,9 @@ nested pickle, with our ``find_class`` but none of our call and BUILD checks: a 
 distribution's template ran under the restricted unpickler (the gate did refuse the file; the
 load-time half alone did not). Now the wrapper is judged by the dtype it has after BUILD.
 
-Write-ups: the joblib nested-pickle issue of picklescan / modelscan ("object arrays in joblib
-files are a second pickle stream", Protect AI, "Model serialization attacks"), and Trail of
-Bits on fickling ("every BUILD is a call; __setstate__ decides what the state means").
+Write-ups: Protect AI's modelscan documentation on model serialization attacks (joblib
+object arrays are a second pickle stream), and Trail of Bits' fickling write-up "Never a
+dill moment" (BUILD runs ``__setstate__``/``setattr`` with a state the attacker writes).
 """
 
 from __future__ import annotations

@@ -6,8 +6,7 @@
 benign MLmodel passed while ``load_model`` unpickled a sibling file and ran its payload.
 
 Advisories: CVE-2023-1177 and CVE-2023-2780 (MLflow path traversal through model and
-artifact paths), CVE-2024-27132 / huntr reports on MLflow loading files outside the model
-(Protect AI, "MLflow path traversal" write-ups).
+artifact paths, reported through Protect AI's huntr).
 """
 
 from __future__ import annotations

@@ -5,9 +5,8 @@
 such tensors were left to ``onnx.checker`` alone, and a benign model keeping a function's
 constant next to it was checked in memory, where its external file cannot be found.
 
-Advisories: CVE-2024-27318 / CVE-2024-5187 (ONNX external data path traversal, ``..`` and
-symlinks reading files outside the model directory), Protect AI huntr reports on
-``onnx.load`` external data.
+Advisory: CVE-2024-27318 (ONNX external data path traversal: ``..`` and symlinks reading
+files outside the model directory).
 """
 
 from __future__ import annotations

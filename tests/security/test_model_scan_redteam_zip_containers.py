@@ -7,7 +7,7 @@ undecided by the gate (never passed) and refused by ``safe_load``; none got thro
 
 Advisories: JFrog, "Unveiling 3 zero-day vulnerabilities in PickleScan" (picklescan
 GHSA-gx77-x2pv-48v7, CVE-2025-10155/10156: zip members a scanner skips or cannot read while
-``torch.load`` reads them), and the zip-reader differentials tracked in fickling#190.
+``torch.load`` reads them), and the picklescan bypasses collected in fickling#190.
 """
 
 from __future__ import annotations
