@@ -121,7 +121,7 @@ class ShadowMirror:
             status = "ok"
         except Exception as err:  # a failing shadow is recorded, never raised
             log.warning("shadow v%s failed: %s: %s", self.shadow.version, type(err).__name__, err)
-            values, status = [None] * len(item.rows), "error"  # type: ignore[list-item]
+            values, status = [None] * len(item.rows), "error"
         if elapsed is None:
             elapsed = time.perf_counter() - started
         self.metrics.latency.labels("shadow", self.shadow.version).observe(elapsed)
