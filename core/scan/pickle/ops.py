@@ -187,6 +187,9 @@ def _fill(m: Machine) -> None:
     target = m.stack[-1]
     if isinstance(target, Global):
         m.flag(target.full, "high", f"{m.opname} calls a method of the global {target.full}")
+    if not isinstance(target, (list, dict)) and any(isinstance(i, Gated) for i in items):
+        reason = f"builtins.getattr is passed to {describe(target)} by {m.opname}"
+        m.flag("builtins.getattr", "critical", reason)  # append/extend/__setitem__ is a call
     if isinstance(target, list):
         target.extend(items)
     elif isinstance(target, dict) and m.code in (ord("s"), ord("u")):
