@@ -39,6 +39,26 @@ _TEMPLATE_NODES = (
 )  # fmt: skip
 
 
+MAX_ALLOCATION = 1 << 28
+"""Largest buffer (bytes) or range (items) a constructor may be asked for while unpickling:
+``bytearray(10**11)`` or ``list(range(10**10))`` exhaust memory before any data is read."""
+
+
+def allocation_problem(name: str, args: Any) -> str | None:
+    """Why calling ``name(*args)`` would allocate far more than the pickle holds."""
+    if not (isinstance(args, tuple) and args and all(type(a) is int for a in args)):
+        return None
+    if name in ("builtins.bytes", "builtins.bytearray") and args[0] > MAX_ALLOCATION:
+        return f"{name}({args[0]}) allocates more than {MAX_ALLOCATION} bytes"
+    if name == "builtins.range" and len(args) <= 3 and 0 not in args[2:]:
+        items = range(*args)  # its length in Python ints: len() overflows past sys.maxsize
+        step = items.step
+        count = max(0, (items.stop - items.start + step - (1 if step > 0 else -1)) // step)
+        if count > MAX_ALLOCATION:
+            return f"{name}{args} has more than {MAX_ALLOCATION} items"
+    return None
+
+
 def state_mappings(state: Any) -> list[dict[Any, Any]]:
     """The mappings a BUILD state becomes, read as ``__setstate__``/``load_build`` read it.
 

@@ -26,6 +26,7 @@ from mlsecops_provider.core.scan.pickle.gadgets import (
     CALLABLE_ARGUMENT,
     GETATTR,
     METHOD_RECONSTRUCTORS,
+    allocation_problem,
     smuggled_keys,
     state_callables,
     state_problem,
@@ -71,6 +72,9 @@ def restricted_unpickler(base: type[Any], allow: Allowlist) -> type[Any]:
 
         def _check_call(self, func: Any, args: Any, what: str) -> None:
             name = self._callable(func, what)
+            too_big = allocation_problem(name, args)
+            if too_big:
+                raise pickle.UnpicklingError(too_big)
             for index in CALLABLE_ARGUMENT.get(name, ()):
                 if isinstance(args, tuple) and len(args) > index and args[index] is not None:
                     self._callable(args[index], f"{name} argument {index}")

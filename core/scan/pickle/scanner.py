@@ -28,6 +28,7 @@ from mlsecops_provider.core.scan.pickle.gadgets import (
     GETATTR,
     METHOD_RECONSTRUCTORS,
     UnknownDtype,
+    allocation_problem,
     computed_state,
     real_dtype,
     smuggled_keys,
@@ -212,6 +213,9 @@ class Machine:
                 return self.load_global(args[0], args[1])
             self.flag(func.full, "critical", f"{func.full} resolves a non-literal global")
             return Opaque("resolved global")
+        too_big = allocation_problem(func.full, args)
+        if too_big:
+            self.flag(func.full, "high", too_big)
         for index in CALLABLE_ARGUMENT.get(func.full, ()):
             given = args[index] if isinstance(args, tuple) and len(args) > index else None
             if not isinstance(given, (Global, type(None))):
