@@ -1,10 +1,11 @@
-"""Red team: INST (protocol 0) calling a reconstructor with a computed callable.
+"""Red team: INST, NEWOBJ and NEWOBJ_EX giving a reconstructor a computed callable.
 
-``INST`` resolves its class through ``find_class`` and then calls it with the marked items;
-the load-time unpickler vetted the callable arguments of reconstructors
-(``functools.partial``, ``copyreg._reconstructor``, ...) for REDUCE, NEWOBJ and OBJ but not
-for INST, so ``partial(<object built while unpickling>)`` was built at load time (the gate
-did refuse it). Now INST and OBJ share one check.
+``INST`` calls the class ``find_class`` returned with the marked items, NEWOBJ(_EX) calls
+``cls.__new__(cls, *args)``; the load-time unpickler vetted the callable arguments of
+reconstructors (``functools.partial``, ...) for REDUCE and OBJ only (NEWOBJ was checked with
+no arguments), so ``partial(<object built while unpickling>)`` and ``bytes.__new__(bytes,
+<huge>)`` were built at load time (the gate did refuse them). Now every call opcode passes
+its real arguments to one check.
 
 Write-ups: Trail of Bits fickling docs on INST/OBJ as call opcodes, and picklescan
 GHSA-9gvj-pp9x-gcfr ("pickle parsing logic flaw": a check applied to one call opcode and
@@ -25,17 +26,23 @@ from mlsecops_provider.core.scan.gate import scan_model
 from mlsecops_provider.core.scan.pickle.allowlist import Allowlist
 from mlsecops_provider.core.scan.pickle.restricted import restricted_unpickler
 from mlsecops_provider.core.scan.safe_load import safe_loads
-from tests.core.scan.malicious_corpus import STOP, call, glob
+from tests.core.scan.malicious_corpus import P2, STOP, call, glob, tup
 
 
-def inst_partial_of_computed() -> bytes:
+def computed_callable_calls() -> dict[str, bytes]:
     computed = call(glob("functools", "partial"), glob("builtins", "int"))
-    return b"(" + computed + b"ifunctools\npartial\n" + STOP
+    partial = glob("functools", "partial")
+    return {
+        "inst_partial": b"(" + computed + b"ifunctools\npartial\n" + STOP,
+        "newobj_partial": P2 + partial + tup(computed) + b"\x81" + STOP,
+        "newobj_ex_partial": b"\x80\x04" + partial + tup(computed) + b"}\x92" + STOP,
+    }
 
 
-def test_inst_reconstructor_with_computed_callable_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(computed_callable_calls()))
+def test_reconstructor_with_computed_callable_is_refused(name: str, tmp_path: Path) -> None:
     """The gate fails it; safe_load and the load-time unpickler alone refuse it."""
-    data = inst_partial_of_computed()
+    data = computed_callable_calls()[name]
     path = tmp_path / "model.pkl"
     path.write_bytes(data)
     assert scan_model(path).verdict is Verdict.FAIL

@@ -114,11 +114,11 @@ def _install_checks(cls: type[Any], base: type[Any], allow: Allowlist) -> None:
         base.dispatch[pickle.REDUCE[0]](self)
 
     def newobj(self: Any) -> None:
-        self._check_call(self.stack[-2], (), "NEWOBJ")
+        self._check_call(self.stack[-2], self.stack[-1], "NEWOBJ")  # cls.__new__(cls, *args)
         base.dispatch[pickle.NEWOBJ[0]](self)
 
     def newobj_ex(self: Any) -> None:
-        self._check_call(self.stack[-3], (), "NEWOBJ_EX")
+        self._check_call(self.stack[-3], self.stack[-2], "NEWOBJ_EX")
         base.dispatch[pickle.NEWOBJ_EX[0]](self)
 
     def obj(self: Any) -> None:
