@@ -160,8 +160,10 @@ def rollback(
         return refused(f"v{target} does not verify: {check.reason}")
     if check.signed_alias != alias:
         return refused(f"v{target}'s signed record is for @{check.signed_alias}, not @{alias}")
+    if current is None:
+        return refused(f"{name}@{alias} is unset: no champion to roll back from")
     replaced = _replaced(client, name, current, trusted, s3_client_factory)
-    if current is not None and replaced != target:
+    if replaced != target:
         return refused(
             f"{name}@{alias} v{current}'s signed record replaced {_v(replaced)}, "
             f"not v{target}: a rollback goes only there"

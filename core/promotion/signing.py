@@ -243,9 +243,23 @@ class VerifiedPayload:
     key_id: str
 
 
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object with a key twice has two readings (first or last wins): refused."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
 def _parse_envelope(envelope: bytes | Mapping[str, Any]) -> tuple[str, bytes, list[Any]]:
     try:
-        data = json.loads(envelope) if isinstance(envelope, bytes) else dict(envelope)
+        data = (
+            json.loads(envelope, object_pairs_hook=_unique)
+            if isinstance(envelope, bytes)
+            else dict(envelope)
+        )
         payload = base64.b64decode(data["payload"], validate=True)
         payload_type, signatures = data["payloadType"], data["signatures"]
     except (ValueError, KeyError, TypeError, binascii.Error) as err:

@@ -259,3 +259,31 @@ def test_required_report_naming_the_candidate_and_another_model_is_refused(
     )
     assert result.verdict is Verdict.FAIL
     assert any("12" * 32 in r for r in details["reasons"]), details["reasons"]
+
+
+def test_envelope_with_a_duplicate_payload_key_is_refused(world: World, one: Candidate) -> None:
+    """An envelope carrying a second, unsigned ``payload`` (read by first-wins parsers) is
+    not a record, although the last payload's signature is valid."""
+    tags = world.client.get_model_version(one.name, one.version).tags
+    genuine = Path(tags[TAG_EVIDENCE_URI].removeprefix("file://")).read_text()
+    other = base64.b64encode(b'{"forged": true}').decode()
+    forged = genuine.replace('{"payload":', f'{{"payload":"{other}","payload":', 1)
+    assert forged != genuine
+    store = EvidenceStore(world.settings.evidence_uri)
+    uri = store.uri_for("redteam", one.name, "promotion", "dup-payload.dsse.json")
+    ref = store.put_bytes(uri, forged.encode())
+    world.client.set_model_version_tag(one.name, one.version, TAG_EVIDENCE_URI, ref.uri)
+    world.client.set_model_version_tag(one.name, one.version, TAG_EVIDENCE_SHA256, ref.sha256)
+    check = _verify(world, one.name, audit=False)
+    assert not check.verified and "duplicate key" in check.reason, check.reason
+
+
+def test_rollback_with_the_champion_alias_deleted_is_refused(world: World) -> None:
+    """Deleting the champion alias does not turn previous-champion into a free pass: a
+    rollback needs a champion whose signed record names the target."""
+    first, second = _promoted(world, "rt-rb-unset", 2, 88)
+    world.client.delete_registered_model_alias(first.name, "champion")
+    world.client.set_registered_model_alias(first.name, "previous-champion", first.version)
+    done = _rollback(world, first.name)
+    assert not done.rolled_back and "no champion to roll back from" in done.reason, done.reason
+    assert alias_version(world.client, first.name, "champion") is None
