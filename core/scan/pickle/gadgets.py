@@ -59,6 +59,39 @@ def allocation_problem(name: str, args: Any) -> str | None:
     return None
 
 
+FILE_CONSTRUCTORS = frozenset(
+    f"{root}.{name}"
+    for root, names in (
+        ("xgboost", "Booster DMatrix QuantileDMatrix ExtMemQuantileDMatrix"),
+        ("xgboost.core", "Booster DMatrix QuantileDMatrix ExtMemQuantileDMatrix"),
+        ("lightgbm", "Booster Dataset"),
+        ("lightgbm.basic", "Booster Dataset"),
+        ("catboost", "Pool CatBoost CatBoostClassifier CatBoostRegressor CatBoostRanker"),
+        ("catboost.core", "Pool CatBoost CatBoostClassifier CatBoostRegressor CatBoostRanker"),
+    )
+    for name in names.split()
+)
+"""Model classes whose constructor opens a path it is given (``model_file=``, a data path,
+``train_dir``): pickles rebuild them with ``__new__`` and BUILD, never by calling them."""
+
+
+def constructor_problem(name: str, args: Any, initialises: bool) -> str | None:
+    """Why a call runs the ``__init__`` of a :data:`FILE_CONSTRUCTORS` class (REDUCE, INST
+    and OBJ call the class; ``copyreg._reconstructor(cls, base, state)`` calls
+    ``base.__init__(obj, state)``; NEWOBJ only ``__new__``)."""
+    if initialises and name in FILE_CONSTRUCTORS:
+        return f"{name} is called: its constructor opens files by path"
+    if name == "copyreg._reconstructor" and isinstance(args, tuple) and len(args) == 3:
+        base = args[1]
+        full = (
+            getattr(base, "full", None)
+            or f"{getattr(base, '__module__', '')}.{getattr(base, '__qualname__', '')}"
+        )
+        if full in FILE_CONSTRUCTORS and args[2] is not None:
+            return f"copyreg._reconstructor runs {full}.__init__: it opens files by path"
+    return None
+
+
 def state_mappings(state: Any) -> list[dict[Any, Any]]:
     """The mappings a BUILD state becomes, read as ``__setstate__``/``load_build`` read it.
 

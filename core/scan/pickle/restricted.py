@@ -27,6 +27,7 @@ from mlsecops_provider.core.scan.pickle.gadgets import (
     GETATTR,
     METHOD_RECONSTRUCTORS,
     allocation_problem,
+    constructor_problem,
     smuggled_keys,
     state_callables,
     state_problem,
@@ -72,7 +73,8 @@ def restricted_unpickler(base: type[Any], allow: Allowlist) -> type[Any]:
 
         def _check_call(self, func: Any, args: Any, what: str) -> None:
             name = self._callable(func, what)
-            too_big = allocation_problem(name, args)
+            initialises = what in ("REDUCE", "OBJ", "INST")
+            too_big = allocation_problem(name, args) or constructor_problem(name, args, initialises)
             if too_big:
                 raise pickle.UnpicklingError(too_big)
             for index in CALLABLE_ARGUMENT.get(name, ()):

@@ -30,6 +30,7 @@ from mlsecops_provider.core.scan.pickle.gadgets import (
     UnknownDtype,
     allocation_problem,
     computed_state,
+    constructor_problem,
     real_dtype,
     smuggled_keys,
     state_callables,
@@ -213,7 +214,10 @@ class Machine:
                 return self.load_global(args[0], args[1])
             self.flag(func.full, "critical", f"{func.full} resolves a non-literal global")
             return Opaque("resolved global")
-        too_big = allocation_problem(func.full, args)
+        initialises = self.code in (0x52, 0x69, 0x6F)  # REDUCE, INST, OBJ call the class
+        too_big = allocation_problem(func.full, args) or constructor_problem(
+            func.full, args, initialises
+        )
         if too_big:
             self.flag(func.full, "high", too_big)
         for index in CALLABLE_ARGUMENT.get(func.full, ()):
