@@ -6,12 +6,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from mlsecops_provider.core.data.datasets import DatasetRef, dataset_from_xcom, describe
+from mlsecops_provider.core.data.datasets import DatasetRef, dataset_from_xcom
 from mlsecops_provider.core.errors import ConfigError
-from mlsecops_provider.core.pii.gate import GATE, Deidentifier, PIIConfig, resolve_key
-from mlsecops_provider.core.pii.io import output_bytes, read_source
+from mlsecops_provider.core.evidence import GateResult
+from mlsecops_provider.core.pii.chunks import ChunkSink, ChunkSource, open_source
+from mlsecops_provider.core.pii.gate import GATE, Deidentifier, Outcome, PIIConfig, resolve_key
+from mlsecops_provider.core.pii.stream import run_stream
 from mlsecops_provider.core.settings import Settings
-from mlsecops_provider.core.storage import normalise_uri, sha256_bytes, storage_for
+from mlsecops_provider.core.storage import normalise_uri
 from mlsecops_provider.core.tracking.lineage import LineageRecorder
 from mlsecops_provider.operators._lineage import operator_lineage
 from mlsecops_provider.operators._runtime import (
@@ -38,6 +40,9 @@ class PIIDeidentifyOperator(MLSecOpsOperator):
         (default: the policy's ``key_conn_id``). Templated.
     :param key_env: environment variable holding the key, when no connection is named
         (default: the policy's ``key_env``).
+    :param chunk_rows: rows per chunk (default: the policy's ``chunk_rows``, 50,000): the
+        input is read, de-identified, verified and written chunk by chunk, so memory stays
+        bounded; the output is published only after every chunk was verified.
     :return: ``{"dataset": <DatasetRef of the output>, "gate": <GateResult summary>}``, also
         pushed as the XComs ``dataset`` and ``gate`` (``multiple_outputs``), so that a
         consumer takes ``deidentify.output["dataset"]``.
@@ -53,6 +58,7 @@ class PIIDeidentifyOperator(MLSecOpsOperator):
         label_column: str | None = None,
         key_conn_id: str | None = None,
         key_env: str | None = None,
+        chunk_rows: int | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)  # downstream: task.output["dataset"]
@@ -61,6 +67,7 @@ class PIIDeidentifyOperator(MLSecOpsOperator):
         self.label_column = label_column
         self.key_conn_id = key_conn_id
         self.key_env = key_env
+        self.chunk_rows = chunk_rows
 
     def execute(self, context: Any) -> dict[str, Any]:
         with bad_input_fails_task():
@@ -71,25 +78,18 @@ class PIIDeidentifyOperator(MLSecOpsOperator):
         config = PIIConfig.from_policy(self.load_policy())
         if self.label_column:
             config = replace(config, exclude_columns=(*config.exclude_columns, self.label_column))
+        if self.chunk_rows is not None:
+            config = replace(config, chunk_rows=self.chunk_rows)
         deidentifier = Deidentifier.prepare(config, self._key(config))
         factory = self.s3_factory
         uri, expected = self._source()
-        source = read_source(uri, expected, factory)  # CSV as text, Parquet as arrow
-        ref = source.ref
-        self.log.info("Verified %s (sha256 %s, %d rows)", ref.uri, ref.sha256, ref.rows)
-        outcome = deidentifier.run(source.frame, {"input": f"sha256:{ref.sha256}"})
         key = run_key(context)
-        name = f"deidentified.{source.format}"  # the input's format: columns kept as they were
-        target = settings.run_artifact_uri(key.dag_id, key.run_id, "data", name)
-        data = output_bytes(source, outcome)
-        result = replace(
-            outcome.result,
-            subjects={**outcome.result.subjects, "output": f"sha256:{sha256_bytes(data)}"},
-        )
-        output: DatasetRef | None = None
-        if not result.verdict.blocks:  # a failed gate publishes no dataset
-            storage_for(target, factory).write_bytes(target, data)
-            output = describe(target, data, outcome.frame, source.format)
+        with open_source(uri, expected, factory, config.chunk_rows) as source:
+            self.log.info("Verified %s (sha256 %s)", source.uri, source.sha256)
+            name = f"deidentified.{source.format}"  # the input's format: columns as they were
+            target = settings.run_artifact_uri(key.dag_id, key.run_id, "data", name)
+            result, outcome, ref, output = self._stream(deidentifier, source, target)
+        if output is not None:
             lineage = LineageRecorder(settings)
             lineage.log_dataset(
                 lineage.run_for(key),
@@ -103,6 +103,28 @@ class PIIDeidentifyOperator(MLSecOpsOperator):
         summary = self.record_gate(context, result, outcome.details, settings=settings)
         self._lineage = ([ref], [output] if output else [])
         return {"dataset": output.to_dict() if output else None, "gate": summary}
+
+    def _stream(
+        self, deidentifier: Deidentifier, source: ChunkSource, target: str
+    ) -> tuple[GateResult, Outcome, DatasetRef, DatasetRef | None]:
+        """Chunk by chunk into a temporary file, published only if the gate does not block."""
+        output: DatasetRef | None = None
+        with ChunkSink(target, source.format, self.s3_factory) as sink:  # CSV text, Parquet arrow
+            streamed = run_stream(deidentifier, source, sink, {"input": f"sha256:{source.sha256}"})
+            outcome = streamed.outcome
+            result = replace(
+                outcome.result,
+                subjects={**outcome.result.subjects, "output": f"sha256:{sink.sha256}"},
+            )
+            if not result.verdict.blocks:  # a failed gate publishes no dataset
+                sink.publish()
+                output = DatasetRef(
+                    target, str(sink.sha256), sink.rows, sink.columns, source.format
+                )
+        ref = DatasetRef(
+            source.uri, source.sha256, streamed.rows, streamed.input_columns, source.format
+        )
+        return result, outcome, ref, output
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Inputs and outputs with their digests, for Airflow's OpenLineage provider."""

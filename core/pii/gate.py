@@ -85,6 +85,7 @@ class PIIConfig:
     link_row_values: bool = True
     batch_size: int = 256
     nlp_processes: int = 1
+    chunk_rows: int = 50_000  # rows per chunk when streaming (see .stream)
     seed: int | None = None  # None: a fresh random sampling seed per run (recorded)
 
     def __post_init__(self) -> None:
@@ -104,8 +105,8 @@ class PIIConfig:
         for name in ("min_score", "column_hit_share", "max_residual_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
-        if min(self.sample_size, self.batch_size, self.nlp_processes) < 1:
-            raise ValueError("sample_size, batch_size and nlp_processes must be >= 1")
+        if min(self.sample_size, self.batch_size, self.nlp_processes, self.chunk_rows) < 1:
+            raise ValueError("sample_size, batch_size, nlp_processes, chunk_rows must be >= 1")
         if len(self.mask_char) != 1 or self.mask_char.isalnum():
             raise ValueError("mask_char must be one character, not a letter or digit")
         if self.mask_keep_last < 0:
@@ -264,8 +265,10 @@ class Deidentifier:
         timings: Mapping[str, float],
         headers: list[dict[str, Any]],
         sampling: dict[str, Any],
+        rows: int | None = None,
     ) -> Outcome:
-        report = _report(self.config, source, output, plans, counts, residual, timings)
+        rows = len(source) if rows is None else rows  # streaming: source is the first chunk
+        report = _report(self.config, source, rows, output, plans, counts, residual, timings)
         report.details["sampling"] = sampling
         report.details["headers"] = headers
         report.metrics["sampling_seed"] = sampling["seed"]
@@ -301,6 +304,7 @@ class _Report:
 def _report(
     config: PIIConfig,
     source: pd.DataFrame,
+    rows: int,
     output: pd.DataFrame,
     plans: Sequence[ColumnPlan],
     counts: Mapping[str, Counter[str]],
@@ -323,7 +327,7 @@ def _report(
         if r["rows_with_pii"]
     ]
     metrics = {
-        "rows": len(source),
+        "rows": rows,
         "columns": int(source.shape[1]),
         **{
             f"{kind}_columns": kinds[kind]
@@ -336,7 +340,7 @@ def _report(
         "residual_rows": sum(r["rows_with_pii"] for r in residual.values()),
         "verify_rows_scanned": sum(r["rows_scanned"] for r in residual.values()),
         **timings,
-        "rows_per_second": round(len(source) / seconds, 1) if seconds else 0.0,
+        "rows_per_second": round(rows / seconds, 1) if seconds else 0.0,
     }
     details = {
         "policy": config_summary(config),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -82,15 +83,27 @@ def output_bytes(source: Source, outcome: Outcome, fmt: str | None = None) -> by
 
 
 def _parquet(table: Any, outcome: Outcome) -> bytes:
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    out = arrow_output(table, outcome.frame, outcome.sources, outcome.transformed)
+    buffer = io.BytesIO()
+    pq.write_table(out, buffer)
+    return buffer.getvalue()
+
+
+def arrow_output(
+    table: Any, frame: pd.DataFrame, sources: Mapping[str, str], transformed: frozenset[str]
+) -> Any:
+    """The output arrow table: the input's arrow columns for every column the gate did not
+    transform, strings for the transformed ones (``sources``: output -> input name)."""
+    import pyarrow as pa
+
     arrays, fields = [], []
-    for column in map(str, outcome.frame.columns):
-        original = outcome.sources.get(column, column)
+    for column in map(str, frame.columns):
+        original = sources.get(column, column)
         old = table.schema.field(original)
-        if column in outcome.transformed or original not in table.column_names:
-            values = outcome.frame[column].astype(object).where(outcome.frame[column].notna())
+        if column in transformed or original not in table.column_names:
+            values = frame[column].astype(object).where(frame[column].notna())
             kind = (
                 old.type
                 if pa.types.is_string(old.type) or pa.types.is_large_string(old.type)
@@ -101,14 +114,13 @@ def _parquet(table: Any, outcome: Outcome) -> bytes:
         else:
             arrays.append(table.column(original))
             fields.append(old.with_name(column))
-    metadata = _metadata(table.schema.metadata or {}, outcome)
-    out = pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=metadata))
-    buffer = io.BytesIO()
-    pq.write_table(out, buffer)
-    return buffer.getvalue()
+    metadata = _metadata(table.schema.metadata or {}, sources, transformed)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=metadata))
 
 
-def _metadata(metadata: dict[bytes, bytes], outcome: Outcome) -> dict[bytes, bytes]:
+def _metadata(
+    metadata: dict[bytes, bytes], sources: Mapping[str, str], transformed: frozenset[str]
+) -> dict[bytes, bytes]:
     """The input's schema metadata; pandas' column entries follow renames, drops and the new
     string type of transformed columns."""
     if PANDAS_KEY not in metadata:
@@ -117,14 +129,14 @@ def _metadata(metadata: dict[bytes, bytes], outcome: Outcome) -> dict[bytes, byt
         pandas_meta = json.loads(metadata[PANDAS_KEY])
     except ValueError:
         return {k: v for k, v in metadata.items() if k != PANDAS_KEY}
-    renamed = {source: out for out, source in outcome.sources.items()}
+    renamed = {source: out for out, source in sources.items()}
     columns = []
     for entry in pandas_meta.get("columns", []):
         name = entry.get("field_name")
         if name in renamed:
             out = renamed[name]
             entry = {**entry, "name": out, "field_name": out}
-            if out in outcome.transformed:
+            if out in transformed:
                 entry.update(pandas_type="unicode", numpy_type="object", metadata=None)
             columns.append(entry)
         elif name in pandas_meta.get("index_columns", []) or str(name).startswith("__index"):

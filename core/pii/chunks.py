@@ -1,0 +1,303 @@
+"""Chunked input and output for de-identification, so that memory stays bounded.
+
+* :func:`open_source` makes the input a local file (an ``s3://`` object is downloaded in
+  1 MiB pieces to a temporary file), hashes it in one streaming pass (checking the expected
+  digest before anything is parsed) and then yields chunks of at most ``chunk_rows`` rows:
+  Parquet record batches (joined until a chunk is full, so an input that fits in one chunk
+  is one chunk) or CSV chunks read **as text** like :func:`.io.read_source`.
+* :class:`ChunkSink` writes each de-identified chunk to a temporary file (Parquet: one
+  ``ParquetWriter`` with the input's schema; CSV: the header once, then rows, with the
+  quoting of :func:`.io.output_bytes`), hashing the bytes as they are written. Nothing
+  reaches the target until :meth:`ChunkSink.publish` (an atomic rename beside a local
+  target, an upload for S3); a sink closed without publishing leaves nothing behind.
+
+For an input that fits in one chunk the output bytes are those of :func:`.io.output_bytes`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from mlsecops_provider.core.errors import DataError, DigestMismatchError, StorageError
+from mlsecops_provider.core.storage import (
+    CHUNK,
+    S3ClientFactory,
+    S3Storage,
+    _local_path,
+    sse_put_args,
+    storage_for,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_CHUNK_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Rows ``offset .. offset + len(frame)`` of the input (and their arrow table)."""
+
+    frame: pd.DataFrame = field(repr=False)
+    offset: int
+    table: Any = field(default=None, repr=False)  # pyarrow.Table for Parquet input
+
+
+@dataclass(frozen=True)
+class ChunkSource:
+    """A verified local copy of the input, read chunk by chunk."""
+
+    uri: str
+    path: Path
+    sha256: str
+    format: str
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+
+    def chunks(self, columns: Sequence[str] | None = None) -> Iterator[Chunk]:
+        """The input in chunks of at most ``chunk_rows`` rows (only ``columns`` if given)."""
+        try:
+            if self.format == "parquet":
+                yield from self._parquet(columns)
+            else:
+                yield from self._csv(columns)
+        except (DataError, StorageError):
+            raise
+        except Exception as err:  # pandas/pyarrow raise many types for unreadable input
+            raise DataError(
+                f"{self.uri}: cannot parse as {self.format} ({type(err).__name__}: {err})"
+            ) from err
+
+    def _parquet(self, columns: Sequence[str] | None) -> Iterator[Chunk]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(self.path)
+        schema = parquet.schema_arrow
+        if columns is not None:
+            schema = pa.schema([schema.field(c) for c in columns], metadata=schema.metadata)
+        batches: list[Any] = []
+        offset = filled = 0
+        names = list(columns) if columns is not None else None
+        for batch in parquet.iter_batches(batch_size=self.chunk_rows, columns=names):
+            batches.append(batch)
+            filled += batch.num_rows
+            if filled >= self.chunk_rows:
+                yield _arrow_chunk(pa.Table.from_batches(batches, schema=schema), offset)
+                offset, batches, filled = offset + filled, [], 0
+        if batches and filled:
+            yield _arrow_chunk(pa.Table.from_batches(batches, schema=schema), offset)
+
+    def _csv(self, columns: Sequence[str] | None) -> Iterator[Chunk]:
+        import pandas as pd
+
+        offset = 0
+        with pd.read_csv(
+            self.path,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            chunksize=self.chunk_rows,
+            usecols=list(columns) if columns is not None else None,
+        ) as reader:
+            for frame in reader:
+                if len(frame):
+                    yield Chunk(frame.reset_index(drop=True), offset)
+                    offset += len(frame)
+
+
+def _arrow_chunk(table: Any, offset: int) -> Chunk:
+    return Chunk(table.to_pandas().reset_index(drop=True), offset, table)
+
+
+@contextlib.contextmanager
+def open_source(
+    uri: str,
+    expected_sha256: str | None = None,
+    factory: S3ClientFactory | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> Iterator[ChunkSource]:
+    """A :class:`ChunkSource` for ``uri``; a downloaded copy is removed on exit."""
+    storage = storage_for(uri, factory)
+    with tempfile.TemporaryDirectory(prefix="mlsecops-pii-") as work:
+        if isinstance(storage, S3Storage):
+            path = Path(work) / "input"
+            digest = _download(storage, uri, path)
+        else:
+            path = _local_path(uri)
+            digest = _hash_file(uri, path)
+        if expected_sha256 is not None:
+            expected = expected_sha256.removeprefix("sha256:")
+            if digest != expected:
+                raise DigestMismatchError(uri, expected, digest)
+        yield ChunkSource(uri, path, digest, _format(path), chunk_rows)
+
+
+def _hash_file(uri: str, path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for piece in iter(lambda: handle.read(CHUNK), b""):
+                digest.update(piece)
+    except FileNotFoundError as err:
+        from mlsecops_provider.core.errors import NotFoundError
+
+        raise NotFoundError(f"{uri}: no such file") from err
+    except OSError as err:
+        raise StorageError(f"{uri}: cannot read ({err.strerror})") from err
+    return digest.hexdigest()
+
+
+def _download(storage: S3Storage, uri: str, path: Path) -> str:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    digest = hashlib.sha256()
+    try:
+        body = storage.client.get_object(Bucket=bucket, Key=key)["Body"]
+        with path.open("wb") as handle:
+            for piece in iter(lambda: body.read(CHUNK), b""):
+                digest.update(piece)
+                handle.write(piece)
+    except Exception as err:  # botocore raises many types; all mean "cannot read"
+        raise StorageError(f"{uri}: cannot read from S3 ({type(err).__name__})") from err
+    return digest.hexdigest()
+
+
+def _format(path: Path) -> str:
+    with path.open("rb") as handle:
+        head = handle.read(4)
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(max(size - 4, 0))
+        tail = handle.read(4)
+    return "parquet" if size >= 8 and head == tail == b"PAR1" else "csv"
+
+
+class _HashingFile:
+    """A binary file that hashes what is written to it (pyarrow accepts it as a sink)."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self._handle.write(data)
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def tell(self) -> int:
+        return self.size
+
+    def close(self) -> None:
+        self.closed = True  # the sink closes the real handle
+
+
+class ChunkSink:
+    """The de-identified output, written chunk by chunk to a temporary file.
+
+    ``write`` takes each chunk's output frame (and, for Parquet input, the chunk's arrow
+    table and the gate's column renames and transformed columns); ``close`` ends the file
+    (digest in ``sha256``); ``publish`` moves it to ``uri``. Use it as a context manager:
+    on exit an unpublished temporary file is removed.
+    """
+
+    def __init__(self, uri: str, fmt: str, factory: S3ClientFactory | None = None) -> None:
+        if fmt not in ("csv", "parquet"):
+            raise DataError(f"unknown table format {fmt!r} (expected parquet or csv)")
+        self.uri, self.format = uri, fmt
+        self._storage = storage_for(uri, factory)
+        local = not isinstance(self._storage, S3Storage)
+        where = _local_path(uri).parent if local else None
+        try:
+            if where is not None:
+                where.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=where, prefix=".pii-output.", suffix=".tmp")
+        except OSError as err:
+            raise StorageError(f"{uri}: cannot write ({err.strerror})") from err
+        self._tmp = Path(tmp)
+        self._handle = os.fdopen(fd, "wb")
+        self._file = _HashingFile(self._handle)
+        self._writer: Any = None
+        self.rows = 0
+        self.columns: tuple[str, ...] = ()
+        self.sha256: str | None = None
+        self.published = False
+
+    def __enter__(self) -> ChunkSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close_files()
+        if not self.published:
+            self._tmp.unlink(missing_ok=True)
+
+    def write(
+        self,
+        frame: pd.DataFrame,
+        table: Any = None,
+        sources: Mapping[str, str] | None = None,
+        transformed: frozenset[str] = frozenset(),
+    ) -> None:
+        """Append one chunk's output (the first chunk fixes the header / schema)."""
+        first = self.rows == 0 and self._file.size == 0
+        if first:
+            self.columns = tuple(map(str, frame.columns))
+        if self.format == "csv":
+            self._file.write(frame.to_csv(index=False, header=first).encode())
+        else:
+            self._write_parquet(frame, table, dict(sources or {}), transformed)
+        self.rows += len(frame)
+
+    def _write_parquet(
+        self, frame: pd.DataFrame, table: Any, sources: dict[str, str], transformed: frozenset[str]
+    ) -> None:
+        import pyarrow.parquet as pq
+
+        from mlsecops_provider.core.pii.io import arrow_output
+
+        if table is None:
+            raise DataError("Parquet output from a chunked source needs Parquet input")
+        out = arrow_output(table, frame, sources, transformed)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._file, out.schema)
+        self._writer.write_table(out)
+
+    def close(self) -> str:
+        """End the file; its SHA-256."""
+        self._close_files()
+        self.sha256 = self._file.digest.hexdigest()
+        return self.sha256
+
+    def _close_files(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if not self._handle.closed:
+            self._handle.close()
+
+    def publish(self) -> None:
+        """Move the finished file to the target URI (after every chunk was verified)."""
+        if self.sha256 is None:
+            self.close()
+        try:
+            if isinstance(self._storage, S3Storage):
+                bucket, _, key = self.uri.removeprefix("s3://").partition("/")
+                with self._tmp.open("rb") as handle:
+                    self._storage.client.upload_fileobj(
+                        handle, bucket, key, ExtraArgs=sse_put_args() or None
+                    )
+                self._tmp.unlink(missing_ok=True)
+            else:
+                os.replace(self._tmp, _local_path(self.uri))
+        except Exception as err:  # OSError or botocore's many types: the output is not there
+            raise StorageError(f"{self.uri}: cannot write ({type(err).__name__})") from err
+        self.published = True
