@@ -1,7 +1,8 @@
 """Benchmark of PII de-identification against naive per-cell Presidio (a script, not a test).
 
 Run: ``.venv/bin/python bench/bench_pii.py [--rows 20000] [--naive-rows 60]
-[--unseen-rows 4000] [--processes 2]``.
+[--unseen-rows 4000] [--processes 2]``; ``--streaming-mb N [--chunk-rows 50000]`` only
+measures the streaming gate's peak memory on a generated N MB CSV.
 
 Two tables, both with free text in which **every value is distinct**:
 
@@ -666,6 +667,60 @@ def demo_recall(before: Any, after: Any) -> dict[str, Any]:
     return measure_recall(before, after, planted, [TEXT])
 
 
+def large_csv(path: Any, megabytes: int) -> int:
+    """A CSV of about ``megabytes`` MB (ids, amounts, codes, an e-mail column, long clean
+    text of few distinct values: cheap per row, so the figure is about memory); its rows."""
+    pad = ["alpha" * 24, "bravo" * 24, "charlie" * 17, "delta" * 24]
+    rows = 0
+    with open(path, "w") as handle:
+        handle.write("id,amount,code,status,email,padding\n")
+        while handle.tell() < megabytes * 1_000_000:
+            handle.write(
+                "".join(
+                    f"{rows + i},{(rows + i) % 997}.{i % 100:02d},C{i % 50:04d},"
+                    f"{'open' if i % 3 else 'closed'},user{i % 400}@example.org,{pad[i % 4]}\n"
+                    for i in range(5000)
+                )
+            )
+            rows += 5000
+    return rows
+
+
+def bench_streaming(megabytes: int, chunk_rows: int) -> None:
+    """Peak memory of the streaming gate on a generated ``megabytes`` MB CSV (run first, in
+    a fresh process, so that the peak is this run's)."""
+    import tempfile
+    from pathlib import Path
+
+    from mlsecops_provider.core.pii.chunks import ChunkSink, open_source
+    from mlsecops_provider.core.pii.stream import run_stream
+
+    with tempfile.TemporaryDirectory(prefix="bench-pii-") as work:
+        source, target = Path(work) / "large.csv", Path(work) / "out.csv"
+        rows = large_csv(source, megabytes)
+        size = source.stat().st_size / 1e6
+        deid = Deidentifier.prepare(PIIConfig(chunk_rows=chunk_rows))
+        loaded = peak_rss_mib()
+        start = time.perf_counter()
+        with (
+            open_source(source.as_uri(), chunk_rows=chunk_rows) as chunks,
+            ChunkSink(target.as_uri(), chunks.format) as sink,
+        ):
+            streamed = run_stream(deid, chunks, sink)
+            sink.publish()
+        seconds = time.perf_counter() - start
+        peak = peak_rss_mib()
+    print(
+        f"streaming: {size:.0f} MB CSV, {rows} rows, {streamed.chunks} chunks of "
+        f"{chunk_rows} rows, {seconds:.1f} s ({rows / seconds:.0f} rows/s), verdict "
+        f"{streamed.outcome.result.verdict.value}"
+    )
+    print(
+        f"peak RSS: {loaded:.0f} MiB after loading the engine, {peak:.0f} MiB at the end "
+        f"(growth {peak - loaded:.0f} MiB)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000)
@@ -673,9 +728,19 @@ def main() -> None:
     parser.add_argument("--unseen-rows", type=int, default=4000)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--streaming-mb",
+        type=int,
+        metavar="N",
+        help="only measure the streaming gate's peak memory on a generated N MB CSV",
+    )
+    parser.add_argument("--chunk-rows", type=int, default=50_000, help="with --streaming-mb")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    if args.streaming_mb:
+        bench_streaming(args.streaming_mb, args.chunk_rows)
+        return
     config = PIIConfig(exclude_columns=(LABEL,), nlp_processes=args.processes)
 
     frame = demo_table(args.rows, args.seed)

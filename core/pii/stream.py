@@ -36,6 +36,8 @@ from mlsecops_provider.core.pii.text import TextScanner
 from mlsecops_provider.core.pii.text_columns import scan_headers
 from mlsecops_provider.core.pii.verify import EXAMPLE_ROWS, verify_output
 
+STEPS = ("detect", "transform", "verify")
+
 
 @dataclass(frozen=True)
 class Streamed:
@@ -52,7 +54,7 @@ class Streamed:
 class _Totals:
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     residual: dict[str, dict[str, Any]] = field(default_factory=dict)
-    seconds: Counter[str] = field(default_factory=Counter)
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STEPS, 0.0))
     rows: int = 0
     chunks: int = 0
 
@@ -123,8 +125,7 @@ def run_stream(
     except Exception as err:  # Presidio/spaCy/pandas: undecided means failed (fail closed)
         raise DataError(f"PII analysis failed ({type(err).__name__})") from err
     sink.close()
-    steps = ("detect", "transform", "verify")
-    timings = {f"seconds_{s}": round(totals.seconds[s], 3) for s in steps}
+    timings = {f"seconds_{s}": round(totals.seconds[s], 3) for s in STEPS}
     sampling = {"seed": seed, "fresh": config.seed is None, "from_rows": len(head)}
     outcome = deidentifier._outcome(
         result, head, head_output, plans, totals.counts, totals.ordered(), timings, headers,

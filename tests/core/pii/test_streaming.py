@@ -190,14 +190,9 @@ def write_large_csv(path: Path, megabytes: int) -> int:
     return rows
 
 
-@pytest.mark.slow
-def test_peak_memory_stays_bounded_on_a_200_mb_csv(tmp_path: Path) -> None:
-    """A ~200 MB CSV streamed in 20,000-row chunks: peak RSS grows by far less than the
-    file's size (the single pass holds the whole table as Python strings, several times it)."""
-    source = tmp_path / "large.csv"
-    rows = write_large_csv(source, 200)
+def _growth_mb(source: Path, target: Path, chunk_rows: int) -> tuple[float, dict[str, Any]]:
     done = subprocess.run(
-        [sys.executable, "-c", MEMORY_SCRIPT, str(source), str(tmp_path / "out.csv"), "20000"],
+        [sys.executable, "-c", MEMORY_SCRIPT, str(source), str(target), str(chunk_rows)],
         capture_output=True,
         text=True,
         check=True,
@@ -205,7 +200,21 @@ def test_peak_memory_stays_bounded_on_a_200_mb_csv(tmp_path: Path) -> None:
         timeout=1200,
     )
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    assert figures["rows"] == rows and figures["verdict"] == "pass"
-    growth_mb = (figures["after_kb"] - figures["before_kb"]) / 1024
-    print(f"peak RSS growth {growth_mb:.0f} MB for {source.stat().st_size / 1e6:.0f} MB")
-    assert growth_mb < 120, figures
+    return (figures["after_kb"] - figures["before_kb"]) / 1024, figures
+
+
+@pytest.mark.slow
+def test_peak_memory_stays_bounded_on_a_200_mb_csv(tmp_path: Path) -> None:
+    """Peak RSS growth (over the loaded engine) on a ~200 MB CSV in 20,000-row chunks is
+    that of a ~20 MB CSV give or take 50 MB, and well under the file's size: memory is
+    bounded by the chunk, not the input (the single pass holds all of it, several times)."""
+    growth = {}
+    for megabytes in (20, 200):
+        source = tmp_path / f"large{megabytes}.csv"
+        rows = write_large_csv(source, megabytes)
+        growth[megabytes], figures = _growth_mb(source, tmp_path / "out.csv", 20_000)
+        assert figures["rows"] == rows and figures["verdict"] == "pass", figures
+        source.unlink()
+    print(f"peak RSS growth: {growth[20]:.0f} MB (20 MB file), {growth[200]:.0f} MB (200 MB)")
+    assert growth[200] - growth[20] < 50, growth
+    assert growth[200] < 200, growth
