@@ -194,6 +194,18 @@ def _move_problem(
     return None
 
 
+def undone_seqs(entries: Sequence[AuditEntry]) -> set[int]:
+    """The seqs of promotions that a refusal ``undoes`` (an int, as the gate writes it:
+    ``7.0`` or ``true`` would match seq 7 or 1 in a set but are no undo)."""
+    return {
+        e.details["undoes"]
+        for e in entries
+        if e.kind == "refusal"
+        and type(e.details.get("undoes")) is int
+        and 1 <= e.details["undoes"] < e.seq  # an undo follows the claim it undoes
+    }
+
+
 def _forged_undo(
     entries: Sequence[AuditEntry], name: str, alias: str, client: MlflowClient
 ) -> str | None:
@@ -204,7 +216,7 @@ def _forged_undo(
 
     for entry in entries:
         undoes = entry.details.get("undoes") if entry.kind == "refusal" else None
-        if not isinstance(undoes, int) or not 1 <= undoes < entry.seq:
+        if type(undoes) is not int or not 1 <= undoes < entry.seq:
             continue
         undone = entries[undoes - 1]
         details = undone.details
@@ -228,7 +240,7 @@ def _forged_undo(
 def _promotion_of(
     entries: Sequence[AuditEntry], name: str, alias: str, version: str
 ) -> AuditEntry | None:
-    undone = {e.details.get("undoes") for e in entries if e.kind == "refusal"}
+    undone = undone_seqs(entries)
     for entry in reversed(entries):
         details = entry.details
         if (
@@ -254,9 +266,7 @@ def moved_to(entry: AuditEntry) -> str:
 
 def last_move_entry(entries: Sequence[AuditEntry], name: str, alias: str) -> AuditEntry | None:
     """The last promotion (not undone) or rollback of ``name@alias``."""
-    undone = {
-        e.details.get("undoes") for e in entries if e.kind == "refusal" and "undoes" in e.details
-    }
+    undone = undone_seqs(entries)
     for entry in reversed(entries):
         details = entry.details
         if details.get("registered_model") != name or details.get("alias") != alias:

@@ -287,3 +287,22 @@ def test_rollback_with_the_champion_alias_deleted_is_refused(world: World) -> No
     done = _rollback(world, first.name)
     assert not done.rolled_back and "no champion to roll back from" in done.reason, done.reason
     assert alias_version(world.client, first.name, "champion") is None
+
+
+def test_forged_undo_with_a_float_or_future_seq_does_not_hide_the_promotion(
+    world: World,
+) -> None:
+    """``undoes: 7.0`` (equal to 7 in a set) or an undo of a later entry is no undo: the
+    champion's promotion stays the last move, so the hand move back is named."""
+    first, second = _promoted(world, "rt-undo-float", 2, 90)
+    entries = world.audit.entries()
+    claim = next(
+        e
+        for e in reversed(entries)
+        if e.kind == "promotion" and e.details.get("registered_model") == first.name
+    )
+    world.client.set_registered_model_alias(first.name, "champion", first.version)
+    for undoes in (float(claim.seq), len(entries) + 5):
+        world.audit.append("refusal", {**claim.details, "undoes": undoes, "reasons": ["forged"]})
+        check = _verify(world, first.name)
+        assert not check.verified and check.code == "alias_moved", (undoes, check.reason)
