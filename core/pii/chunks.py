@@ -25,7 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from mlsecops_provider.core.errors import DataError, DigestMismatchError, StorageError
+from mlsecops_provider.core.errors import (
+    DataError,
+    DigestMismatchError,
+    NotFoundError,
+    StorageError,
+)
 from mlsecops_provider.core.storage import (
     CHUNK,
     S3ClientFactory,
@@ -146,8 +151,6 @@ def _hash_file(uri: str, path: Path) -> str:
             for piece in iter(lambda: handle.read(CHUNK), b""):
                 digest.update(piece)
     except FileNotFoundError as err:
-        from mlsecops_provider.core.errors import NotFoundError
-
         raise NotFoundError(f"{uri}: no such file") from err
     except OSError as err:
         raise StorageError(f"{uri}: cannot read ({err.strerror})") from err
@@ -291,9 +294,9 @@ class ChunkSink:
         try:
             if isinstance(self._storage, S3Storage):
                 bucket, _, key = self.uri.removeprefix("s3://").partition("/")
-                with self._tmp.open("rb") as handle:
-                    self._storage.client.upload_fileobj(
-                        handle, bucket, key, ExtraArgs=sse_put_args() or None
+                with self._tmp.open("rb") as handle:  # streamed from the file, not read whole
+                    self._storage.client.put_object(
+                        Bucket=bucket, Key=key, Body=handle, **sse_put_args()
                     )
                 self._tmp.unlink(missing_ok=True)
             else:
