@@ -154,10 +154,12 @@ def check_record(
     version: str,
     model_dir: str,
     read: Reader,
-) -> tuple[dict[str, Any], str]:
+) -> tuple[dict[str, Any], str, dict[str, str]]:
     """Verify a signed record against trusted keys and the model's files.
 
-    Returns the statement and the signer's key id; raises :class:`RecordFailure`.
+    Returns the statement, the signer's key id and the verified files (relative path ->
+    SHA-256; model-signing checked the names too, which the root digest does not bind);
+    raises :class:`RecordFailure`.
     """
     signers = envelope_key_ids(envelope)
     if not set(signers) & set(trusted):
@@ -182,7 +184,7 @@ def check_record(
             f"model artifact changed: signed sha256:{signed_digest}, now sha256:{actual}",
         )
     _check_model_signature(statement, trusted[key_id], model_dir, read)
-    return statement, key_id
+    return statement, key_id, dict(manifest.files)
 
 
 def _check_model_signature(
@@ -228,6 +230,10 @@ class PromotionCheck:
     previous_champion: str | None = None  # the version this promotion replaced
     anchors: tuple[Anchor, ...] = ()  # audit entries the record and the tags name
     audit_head_seq: int | None = None  # the log's head when the record was signed
+    # The verified files as (relative path, sha256). The root digest does not bind names:
+    # a loader that reads the model again must compare its files with these, not only the
+    # root digest (a rename that keeps the digests in order keeps the root digest).
+    files: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -240,17 +246,3 @@ def consumer_settings(tracking_uri: str | None = None, registry_uri: str | None 
     if registry_uri:
         settings = dataclasses.replace(settings, registry_uri=registry_uri)
     return settings
-
-
-def verify_promotion(*args: Any, **kwargs: Any) -> PromotionCheck:
-    """See :func:`mlsecops_provider.core.promotion.verify.verify_promotion`."""
-    from mlsecops_provider.core.promotion.verify import verify_promotion as verify
-
-    return verify(*args, **kwargs)
-
-
-def verify_version(*args: Any, **kwargs: Any) -> PromotionCheck:
-    """See :func:`mlsecops_provider.core.promotion.verify.verify_version`."""
-    from mlsecops_provider.core.promotion.verify import verify_version as verify
-
-    return verify(*args, **kwargs)

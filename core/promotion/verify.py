@@ -353,7 +353,7 @@ def verify_version(
     with tempfile.TemporaryDirectory(prefix="mlsecops-verify-") as tmp:
         model_dir = download_model(settings, str(model_version.source), str(Path(tmp) / "model"))
         try:
-            statement, key_id = check_record(
+            statement, key_id, files = check_record(
                 envelope, trusted, name=name, version=version, model_dir=model_dir, read=read
             )
         except SignatureError as err:  # a RecordFailure, or a malformed envelope/signature
@@ -368,6 +368,7 @@ def verify_version(
         previous_champion=None if previous in (None, "", "none") else str(previous),
         anchors=_anchors(tags, predicate),
         audit_head_seq=_head_seq(predicate),
+        files=tuple(sorted(files.items())),
     )  # fmt: skip
 
 

@@ -126,6 +126,7 @@ def test_files_renamed_keeping_the_digest_order_fail_verification(
     (folder / "conda.yaml").rename(folder / "model.skops")
     check = _verify(world, one.name, audit=False)
     assert not check.verified and check.code == "model_changed", check.reason
+    assert "model signature" in check.reason  # not the root digest: that one still matches
 
 
 def test_symlink_to_a_file_outside_the_model_folder_is_not_verified(
@@ -306,3 +307,25 @@ def test_forged_undo_with_a_float_or_future_seq_does_not_hide_the_promotion(
         world.audit.append("refusal", {**claim.details, "undoes": undoes, "reasons": ["forged"]})
         check = _verify(world, first.name)
         assert not check.verified and check.code == "alias_moved", (undoes, check.reason)
+
+
+def test_rename_after_verification_keeps_the_root_digest_but_not_the_verified_files(
+    world: World, one: Candidate
+) -> None:
+    """TOCTOU between verify and load: a rename that keeps the digests in order keeps the
+    root digest, so a loader must compare the verified files (names and digests) that
+    ``verify_promotion`` returns, not the root digest alone."""
+    import tempfile
+
+    from mlsecops_provider.core.hashing import hash_path
+    from mlsecops_provider.core.tracking.registry import download_model
+
+    check = _verify(world, one.name, audit=False)
+    assert check.verified and dict(check.files).keys() >= {"MLmodel", "model.skops"}
+    folder = artifact_dir(one)
+    (folder / "model.skops").rename(folder / "model.skopt")
+    (folder / "conda.yaml").rename(folder / "model.skops")
+    with tempfile.TemporaryDirectory() as tmp:  # what a loader reads after verification
+        after = hash_path(download_model(world.settings, one.source_uri, tmp))
+    assert after.root_digest == check.model_sha256  # the root digest does not see it
+    assert tuple(sorted(after.files.items())) != check.files  # the verified files do
