@@ -128,7 +128,7 @@ class Loader:
             raise SignatureError(
                 f"{role} {name}@{alias} does not verify ({check.code}): {check.reason}"
             )
-        return self._load(role, name, check.version, alias, check.model_sha256)
+        return self._load(role, name, check.version, alias, check.model_sha256, dict(check.files))
 
     def previous_champion(self, champion: ServedModel) -> str | None:
         """The previous champion the champion's signed record names (None: there was none)."""
@@ -223,12 +223,29 @@ class Loader:
         manifest = Manifest("directory", root.name, {k: sha256_bytes(v) for k, v in files.items()})
         return files, manifest.root_digest
 
-    def _load(self, role: str, name: str, version: str, alias: str, signed: str) -> ServedModel:
+    def _load(
+        self,
+        role: str,
+        name: str,
+        version: str,
+        alias: str,
+        signed: str,
+        verified_files: dict[str, str],
+    ) -> ServedModel:
+        """Load ``files`` only if they are the verified ones: the root digest does not bind
+        file names, so every (name, digest) pair must be what verification hashed."""
         files, digest = self.read_files(name, version)
         if digest != signed:
             raise SignatureError(
                 f"{role} {name} v{version}: bytes read hash to sha256:{digest}, "
                 f"the verified record says sha256:{signed}"
+            )
+        read = {rel: sha256_bytes(data) for rel, data in files.items()}
+        if not verified_files or read != verified_files:
+            changed = sorted(set(read.items()) ^ set(verified_files.items()))
+            names = ", ".join(sorted({rel for rel, _ in changed})[:5]) or "none verified"
+            raise SignatureError(
+                f"{role} {name} v{version}: the files read are not the verified files ({names})"
             )
         model = ServedModel(
             role, name, version, alias, digest, self.pyfunc(files, f"{name} v{version}")

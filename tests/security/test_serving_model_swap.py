@@ -50,3 +50,31 @@ def test_verified_model_loads_from_the_bytes_that_were_hashed(world: World) -> N
     served: Any = loader.verified("credit-unswapped", "champion", CHAMPION)
     assert served.version == version.candidate.version and len(served.digest) == 64
     assert Path(artifact_dir(version.candidate) / "model.skops").is_file()
+
+
+@dataclass
+class RenamingLoader(Loader):
+    """Reads the files under other names with the same root digest: the root digest does not
+    bind names, so a rename that keeps the digests in path order is invisible to it (shown on
+    a real store in tests/security/test_trust_chain_redteam_records.py)."""
+
+    renamed: bool = False
+
+    def read_files(self, name: str, version: str) -> tuple[dict[str, bytes], str]:
+        files, digest = super().read_files(name, version)
+        self.renamed = True
+        renamed = {
+            ("model.skopt" if rel == "model.skops" else rel): data for rel, data in files.items()
+        }
+        return renamed, digest
+
+
+def test_files_renamed_after_verification_are_not_loaded(world: World) -> None:  # noqa: F811
+    """Serving compares every (name, digest) pair it reads with the files verification
+    hashed, not only the root digest."""
+    version = register(world, "credit-rename", 8)
+    promote(world, version, "credit-rename-run-1")
+    loader = RenamingLoader(world.settings, world.keys.public_path.read_bytes())
+    with pytest.raises(SignatureError, match="not the verified files"):
+        loader.verified("credit-rename", "champion", CHAMPION)
+    assert loader.renamed
