@@ -7,14 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlsecops_provider.core.errors import ConfigError
-from mlsecops_provider.core.promotion.gate import (
-    GATE,
-    Approval,
-    Candidate,
-    PromotionEnv,
-    PromotionRequest,
-    promote,
-)
+from mlsecops_provider.core.promotion.checks import Approval, Candidate, PromotionRequest
+from mlsecops_provider.core.promotion.gate import GATE, PromotionEnv, promote
 from mlsecops_provider.core.promotion.signing import SigningKey
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.operators._runtime import (

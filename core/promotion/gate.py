@@ -35,8 +35,6 @@ from mlsecops_provider.core.promotion.audit_log import (
     default_log_uri,
 )
 from mlsecops_provider.core.promotion.checks import (
-    Approval,
-    Candidate,
     PromotionRequest,
     ProvenanceRef,
     SigningPolicy,
@@ -53,12 +51,10 @@ from mlsecops_provider.core.promotion.record import (
     TAG_KEY_ID,
     TAG_MODEL_SHA256,
     TAG_PREVIOUS,
-    PromotionCheck,
     RecordFailure,
     check_record,
     promotion_statement,
 )
-from mlsecops_provider.core.promotion.rollback import RollbackResult, rollback
 from mlsecops_provider.core.promotion.signing import (
     PublicKey,
     SignatureError,
@@ -68,7 +64,6 @@ from mlsecops_provider.core.promotion.signing import (
     sign_model,
 )
 from mlsecops_provider.core.promotion.subjects import Scope
-from mlsecops_provider.core.promotion.verify import verify_promotion
 from mlsecops_provider.core.provenance.slsa import statement_bytes
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import S3ClientFactory
@@ -77,19 +72,6 @@ from mlsecops_provider.core.tracking.registry import alias_version, download_mod
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = [
-    "GATE",
-    "Approval",
-    "Candidate",
-    "PromotionCheck",
-    "PromotionEnv",
-    "PromotionRequest",
-    "RollbackResult",
-    "SigningPolicy",
-    "promote",
-    "rollback",
-    "verify_promotion",
-]
 log = logging.getLogger(__name__)
 GATE = "promotion"
 

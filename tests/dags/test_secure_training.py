@@ -81,7 +81,7 @@ def test_mlflow_run_carries_datasets_with_digests(two_runs: dict[str, Any]) -> N
 def test_second_version_is_promoted_with_a_verifiable_signed_record(
     two_runs: dict[str, Any],
 ) -> None:
-    from mlsecops_provider.core.promotion.gate import verify_promotion
+    from mlsecops_provider.core.promotion.verify import verify_promotion
 
     settings = Settings.from_env()
     lineage = LineageRecorder(settings)

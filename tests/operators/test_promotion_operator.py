@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from mlsecops_provider.core.promotion.audit_log import AuditLog, default_log_uri
-from mlsecops_provider.core.promotion.gate import Candidate, verify_promotion
+from mlsecops_provider.core.promotion.checks import Candidate
 from mlsecops_provider.core.promotion.signing import SigningKey, ensure_demo_keys
+from mlsecops_provider.core.promotion.verify import verify_promotion
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.tracking.registry import alias_version
 from tests.core.promotion.test_promotion import World, gate_run, make_policy, new_version

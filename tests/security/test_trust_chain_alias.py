@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mlsecops_provider.core.evidence import Verdict
-from mlsecops_provider.core.promotion.gate import verify_promotion
+from mlsecops_provider.core.promotion.verify import verify_promotion
 from mlsecops_provider.core.tracking.registry import alias_version
 from tests.core.promotion import test_promotion
 from tests.core.promotion.test_promotion import (

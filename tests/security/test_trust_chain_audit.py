@@ -15,7 +15,7 @@ from typing import Any
 
 from mlsecops_provider.core.evidence import Verdict
 from mlsecops_provider.core.promotion.audit_log import AuditEntry, local_log_path
-from mlsecops_provider.core.promotion.gate import verify_promotion
+from mlsecops_provider.core.promotion.verify import verify_promotion
 from tests.core.promotion import test_promotion
 from tests.core.promotion.test_promotion import World, new_version, run_promotion
 

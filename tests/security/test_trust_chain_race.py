@@ -13,8 +13,8 @@ import threading
 from typing import Any
 
 from mlsecops_provider.core.evidence import Verdict
-from mlsecops_provider.core.promotion.gate import verify_promotion
 from mlsecops_provider.core.promotion.record import TAG_EVIDENCE_URI
+from mlsecops_provider.core.promotion.verify import verify_promotion
 from mlsecops_provider.core.tracking.registry import alias_version
 from tests.core.promotion import test_promotion
 from tests.core.promotion.test_promotion import World, new_version, run_promotion

@@ -18,9 +18,10 @@ import pytest
 from mlsecops_provider.core.errors import MLSecOpsError
 from mlsecops_provider.core.evidence import EvidenceStore, Verdict
 from mlsecops_provider.core.policy import parse_policy
-from mlsecops_provider.core.promotion.gate import rollback, verify_promotion
 from mlsecops_provider.core.promotion.record import TAG_EVIDENCE_SHA256, TAG_EVIDENCE_URI
+from mlsecops_provider.core.promotion.rollback import rollback
 from mlsecops_provider.core.promotion.signing import PublicKey, dsse_sign, envelope_bytes
+from mlsecops_provider.core.promotion.verify import verify_promotion
 from mlsecops_provider.core.tracking.registry import alias_version
 from tests.core.promotion import test_promotion
 from tests.core.promotion.test_promotion import (
@@ -162,7 +163,8 @@ def test_policy_with_no_required_gates_is_refused(world: World) -> None:
 
 def test_gate_result_listed_twice_with_another_digest_is_refused(world: World) -> None:
     """Two results for one gate in a run (one passing, one not) are not merged silently."""
-    from mlsecops_provider.core.promotion.gate import PromotionEnv, PromotionRequest, promote
+    from mlsecops_provider.core.promotion.checks import PromotionRequest
+    from mlsecops_provider.core.promotion.gate import PromotionEnv, promote
     from tests.core.promotion.test_promotion import gate_run
 
     candidate = new_version(world, "rt-twice", 76)
@@ -237,7 +239,8 @@ def test_required_report_naming_the_candidate_and_another_model_is_refused(
     import tempfile
 
     from mlsecops_provider.core.hashing import hash_path
-    from mlsecops_provider.core.promotion.gate import PromotionEnv, PromotionRequest, promote
+    from mlsecops_provider.core.promotion.checks import PromotionRequest
+    from mlsecops_provider.core.promotion.gate import PromotionEnv, promote
     from mlsecops_provider.core.tracking.registry import download_model
     from tests.core.promotion.test_promotion import DAG, gate_run
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from mlsecops_provider.core.evidence import Verdict
-from mlsecops_provider.core.promotion.gate import PromotionEnv, PromotionRequest, promote
+from mlsecops_provider.core.promotion.checks import PromotionRequest
+from mlsecops_provider.core.promotion.gate import PromotionEnv, promote
 from mlsecops_provider.core.tracking.registry import alias_version
 from tests.core.promotion import test_promotion
 from tests.core.promotion.test_promotion import (

@@ -21,17 +21,16 @@ from mlsecops_provider.core.evidence import EvidenceStore, GateResult, Verdict
 from mlsecops_provider.core.hashing import hash_path
 from mlsecops_provider.core.policy import Policy, parse_policy
 from mlsecops_provider.core.promotion.audit_log import AuditLog, default_log_uri
-from mlsecops_provider.core.promotion.gate import (
+from mlsecops_provider.core.promotion.checks import (
     Approval,
     Candidate,
-    PromotionEnv,
     PromotionRequest,
     SigningPolicy,
-    promote,
-    verify_promotion,
 )
+from mlsecops_provider.core.promotion.gate import PromotionEnv, promote
 from mlsecops_provider.core.promotion.record import TAG_EVIDENCE_SHA256, TAG_EVIDENCE_URI
 from mlsecops_provider.core.promotion.signing import KeyPair, SigningKey, ensure_demo_keys
+from mlsecops_provider.core.promotion.verify import verify_promotion
 from mlsecops_provider.core.provenance.slsa import (
     Resource,
     RunInfo,

@@ -189,13 +189,8 @@ def promote(**context: Any) -> dict[str, Any]:
     from mlsecops_provider.core.evidence import EvidenceStore, GateResult, Verdict
     from mlsecops_provider.core.hashing import hash_path
     from mlsecops_provider.core.policy import parse_policy
-    from mlsecops_provider.core.promotion.gate import (
-        Approval,
-        Candidate,
-        PromotionEnv,
-        PromotionRequest,
-        promote,
-    )
+    from mlsecops_provider.core.promotion.checks import Approval, Candidate, PromotionRequest
+    from mlsecops_provider.core.promotion.gate import PromotionEnv, promote
     from mlsecops_provider.core.promotion.signing import SigningKey
     from mlsecops_provider.core.provenance.slsa import (
         Resource,
