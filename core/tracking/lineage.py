@@ -8,6 +8,7 @@ on any worker, writes to the same MLflow run.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -17,6 +18,7 @@ from mlsecops_provider.core.errors import LineageError
 from mlsecops_provider.core.evidence import GateResult
 from mlsecops_provider.core.settings import Settings
 
+CREATE_SETTLE_SECONDS = 1.5  # longer than a run takes to be stored after its start is stamped
 TAG_SHA256 = "mlsecops.sha256"  # dataset input tags: what lineage readers match on
 TAG_URI = "mlsecops.uri"
 TAG_CONTEXT = "mlflow.data.context"
@@ -99,28 +101,43 @@ class LineageRecorder:
 
     def _find_or_create_run(self, key: RunKey) -> str:
         experiment_id = self.experiment_id(key.dag_id)
-        run_id = self._first_run(experiment_id, key)
-        if run_id is None:
+        found = self._first_run(experiment_id, key)
+        if found is None:
             tags = {TAG_DAG_ID: key.dag_id, TAG_RUN_ID: key.run_id}
             created = str(
                 self.client.create_run(experiment_id, tags=tags, run_name=key.run_id).info.run_id
             )
-            # Two tasks of one DAG run may create a run at once: the oldest one wins.
-            run_id = self._first_run(experiment_id, key) or created
+            # Two tasks of one DAG run may create a run at once: the oldest one wins. The
+            # start time is stamped by the client before the run is stored, so a run stamped
+            # earlier may become visible later: wait until both are stored, then decide.
+            time.sleep(CREATE_SETTLE_SECONDS)
+            found = self._first_run(experiment_id, key)
+            run_id = found[0] if found else created
             if run_id != created:
                 self.client.delete_run(created)
             else:
                 log.info("Opened MLflow run %s for %s/%s", run_id, key.dag_id, key.run_id)
+        else:
+            run_id, started = found
+            if time.time() * 1000 - started < 2000 * CREATE_SETTLE_SECONDS:
+                # a run that young may still lose to one being created: decide after it
+                time.sleep(CREATE_SETTLE_SECONDS)
+                found = self._first_run(experiment_id, key)
+                run_id = found[0] if found else run_id
         if key.try_number is not None:
             self.client.set_tag(run_id, TAG_TRY, str(key.try_number))
         return run_id
 
-    def _first_run(self, experiment_id: str, key: RunKey) -> str | None:
+    def _first_run(self, experiment_id: str, key: RunKey) -> tuple[str, int] | None:
+        """The oldest run of this DAG run and its start time (ms); ties broken by run id."""
         query = f"tags.`{TAG_DAG_ID}` = '{key.dag_id}' and tags.`{TAG_RUN_ID}` = '{key.run_id}'"
         runs = self.client.search_runs(
-            [experiment_id], query, max_results=1, order_by=["attributes.start_time ASC"]
+            [experiment_id], query, max_results=50, order_by=["attributes.start_time ASC"]
         )
-        return str(runs[0].info.run_id) if runs else None
+        if not runs:
+            return None
+        first = min(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+        return str(first.info.run_id), int(first.info.start_time)
 
     def log_dataset(
         self,

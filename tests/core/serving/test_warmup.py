@@ -5,6 +5,7 @@ accuracy once delayed labels arrive, and refuses a tampered log (exit 2)."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ from tests.core.serving.conftest import SlowModel, request_rows, wrapped
 from tests.core.serving.test_app import make_service
 
 GATE = WarmupConfig(min_requests=20, min_labels=20)
+# Two identical models: latency ratios are 1 in expectation, but the 99th percentile of 25
+# requests on a shared machine is one noisy sample; the slow-shadow test keeps the defaults.
+AGREEING_GATE = replace(GATE, max_p50_ratio=3.0, max_p99_ratio=6.0)
 
 
 def serve_traffic(models: dict[str, Any], tmp_path: Path, shadow: Any, requests: int = 25) -> str:
@@ -49,13 +53,16 @@ def test_gate_passes_on_agreeing_traffic(
     models: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     log = serve_traffic(models, tmp_path, models["shadow"])
-    result = warmup_gate(log, GATE)
+    result = warmup_gate(log, AGREEING_GATE)
     assert result.verdict.value == "pass", result.message
     assert result.metrics["agreement"] == 1.0 and result.metrics["psi"] < 0.01
     assert result.metrics["mirrored_requests"] == 25
     assert result.subjects["model"] == models["shadow"].digest
     report = tmp_path / "report.json"
-    assert warmup_cli("--log", log, "--min-requests", "20", "--report", str(report)) == 0
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("gates:\n  shadow_warmup: {max_p50_ratio: 3.0, max_p99_ratio: 6.0}\n")
+    argv = ["--log", log, "--min-requests", "20", "--policy", str(policy), "--report", str(report)]
+    assert warmup_cli(*argv) == 0
     assert capsys.readouterr().out.startswith("PASS")
     assert report.is_file()
 
