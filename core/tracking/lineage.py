@@ -125,8 +125,20 @@ class LineageRecorder:
                 found = self._first_run(experiment_id, key)
                 run_id = found[0] if found else run_id
         if key.try_number is not None:
-            self.client.set_tag(run_id, TAG_TRY, str(key.try_number))
+            self._set_tag(run_id, TAG_TRY, str(key.try_number))
         return run_id
+
+    def _set_tag(self, run_id: str, key: str, value: str, attempts: int = 3) -> None:
+        """``set_tag``, retried: two tasks setting a new tag at once can make MLflow's SQL
+        store insert it twice (a unique-key violation); the retry updates it instead."""
+        for attempt in range(attempts):
+            try:
+                self.client.set_tag(run_id, key, value)
+                return
+            except Exception:  # MLflow raises RestException or MlflowException here
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def _first_run(self, experiment_id: str, key: RunKey) -> tuple[str, int] | None:
         """The oldest run of this DAG run and its start time (ms); ties broken by run id."""
@@ -187,10 +199,8 @@ class LineageRecorder:
 
     def set_tags(self, mlflow_run_id: str, tags: dict[str, Any]) -> None:
         for key, value in tags.items():
-            self.client.set_tag(mlflow_run_id, key, str(value))
+            self._set_tag(mlflow_run_id, key, str(value))
 
 
 def _now_ms() -> int:
-    import time
-
     return int(time.time() * 1000)
