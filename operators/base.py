@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, BaseOperatorLink
 
 from mlsecops_provider.connections import s3_client_factory
 from mlsecops_provider.core.evidence import EvidenceStore, GateResult
@@ -32,7 +32,7 @@ class MLSecOpsOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("policy_path",)
-    operator_extra_links = (EvidenceLink(),)
+    operator_extra_links: tuple[BaseOperatorLink, ...] = (EvidenceLink(),)
 
     def __init__(
         self, *, policy_path: str | None = None, aws_conn_id: str | None = None, **kwargs: Any

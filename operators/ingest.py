@@ -28,6 +28,7 @@ class DatasetIngestOperator(MLSecOpsOperator):
     """
 
     template_fields: Sequence[str] = fields("source_uri", "source_sha256", "dataset_name")
+    operator_extra_links = ()  # no gate report: no evidence link to show
     ui_color = "#e8f1fb"
 
     def __init__(

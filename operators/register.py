@@ -25,6 +25,7 @@ class RegisterModelOperator(MLSecOpsOperator):
     """
 
     template_fields: Sequence[str] = fields("model", "gate_results")
+    operator_extra_links = ()  # no gate report: no evidence link to show
     ui_color = "#fdf2e3"
 
     def __init__(self, *, model: Any, gate_results: Any = (), **kwargs: Any) -> None:

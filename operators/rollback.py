@@ -29,6 +29,7 @@ class RollbackOperator(MLSecOpsOperator):
     """
 
     template_fields: Sequence[str] = fields("registered_model", "alias", "reason")
+    operator_extra_links = ()  # no gate report: no evidence link to show
     ui_color = "#f7ece9"
 
     def __init__(

@@ -37,6 +37,7 @@ class SklearnTrainOperator(MLSecOpsOperator):
     """
 
     template_fields: Sequence[str] = fields("dataset", "registered_model_name", "hyperparameters")
+    operator_extra_links = ()  # no gate report: no evidence link to show
     ui_color = "#fdf2e3"
 
     def __init__(
