@@ -57,7 +57,9 @@ def _training_rows(deployment: Deployment, client: Any, version: str, count: int
 def _model_columns(deployment: Deployment, version: str) -> list[str]:
     import mlflow
 
+    # both: an earlier module may have pinned the registry URI to the session's own store
     mlflow.set_tracking_uri(deployment.mlflow_url)
+    mlflow.set_registry_uri(deployment.mlflow_url)
     info = mlflow.models.get_model_info(f"models:/{MODEL_NAME}/{version}")
     return [str(n) for n in info.signature.inputs.input_names()]
 
