@@ -1,0 +1,1 @@
+"""Datasets in shards: split, addressed by URI + digest, checked for a complete cover."""
