@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 BROWSER_DIR := tests/plugins/browser
 
-.PHONY: install demo test test-fast lint ui clean system-deps browser-deps postgresql screenshot
+.PHONY: install demo test test-fast lint ui clean system-deps browser-deps postgresql redis screenshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,15 +42,20 @@ lint: install
 	for d in core operators sensors plugins include; do ln -s $(CURDIR)/$$d $(TYPES)/mlsecops_provider/$$d; done
 	MYPYPATH=$(TYPES) $(BIN)/mypy -p mlsecops_provider
 
-# System packages the end-to-end tests use: Debian's PostgreSQL (tests/production) and
-# Chromium (the gate review page in a real browser), plus playwright-core from npm (no browser
-# download: it drives /usr/bin/chromium).
-system-deps: postgresql browser-deps
+# System packages the end-to-end tests use: Debian's PostgreSQL (tests/production), Redis (the
+# CeleryExecutor broker, tests/production/celery) and Chromium (the gate review page in a real
+# browser), plus playwright-core from npm (no browser download: it drives /usr/bin/chromium).
+system-deps: postgresql redis browser-deps
 
 postgresql:
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; }
+
+redis:
+	@[ -x /usr/bin/redis-server ] || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; }
 
 browser-deps: /usr/bin/chromium $(BROWSER_DIR)/node_modules/.package-lock.json
 
