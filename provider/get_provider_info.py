@@ -34,6 +34,7 @@ def get_provider_info() -> dict[str, Any]:
                     "mlsecops_provider.operators.promotion",
                     "mlsecops_provider.operators.rollback",
                     "mlsecops_provider.operators.shadow_warmup",
+                    "mlsecops_provider.operators.shards",
                 ],
             }
         ],
