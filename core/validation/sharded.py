@@ -1,0 +1,373 @@
+"""The data validation gate over shards: one partial per shard, one merged GateResult.
+
+:func:`validate_shard` runs in a mapped task on one shard and returns a JSON-able *partial*:
+counts of the row-wise map expectations (GX on the shard, ``mostly`` removed), the
+statistics of the aggregate expectations and of the screens (see
+:mod:`.sharded_expectations`, :mod:`.sharded_screens`), the shard's columns and dtypes. No
+raw value of a column that may hold PII is in it (digests instead); no timestamp either, so
+re-running a map task writes the same bytes.
+
+:func:`merge_partials` checks that the partials cover one input exactly once, come from the
+same suite, configuration, reference and run, and that every column has one dtype in every
+shard; then it merges: map expectations through GX's own ``_validate`` on the summed counts,
+aggregate expectations from the merged statistics, the screens from their merged figures,
+and decides with the single-task gate's :func:`decide`. An expectation or a condition that
+cannot be merged makes the verdict ``error`` (fail closed), never ``pass``.
+
+With exactly one shard the map task runs the single-task gate itself (every expectation and
+screen, exactly as :func:`validate_dataset`), and the merge only re-stamps its result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, replace
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from mlsecops_provider.core.errors import DataError, MLSecOpsError
+from mlsecops_provider.core.evidence import GateResult, Verdict
+from mlsecops_provider.core.shards.split import ShardRef, check_cover
+from mlsecops_provider.core.shards.stats import digest_key
+from mlsecops_provider.core.validation import gate as g
+from mlsecops_provider.core.validation import sharded_expectations as se
+from mlsecops_provider.core.validation import sharded_screens as ss
+from mlsecops_provider.core.validation.data_docs import render_html
+from mlsecops_provider.core.validation.poisoning import PoisoningReport, ScreenResult
+from mlsecops_provider.core.validation.redaction import sensitive_columns
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+PARTIAL_SCHEMA = "mlsecops.validation-partial/v1"
+
+
+def config_digest(config: g.ValidationConfig) -> str:
+    """What must be equal in every partial of one merge (rendering aside)."""
+    data = asdict(replace(config, render_html=False))
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def partial_bytes(partial: Mapping[str, Any]) -> bytes:
+    """The canonical bytes of a partial (same partial, same bytes, same digest)."""
+    return json.dumps(partial, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def validate_shard(
+    frame: pd.DataFrame,
+    shard: ShardRef | Mapping[str, Any],
+    suite: g.Suite | str | Mapping[str, Any],
+    reference: pd.DataFrame | None = None,
+    config: g.ValidationConfig | None = None,
+    *,
+    reference_sha256: str | None = None,
+    run: Mapping[str, str] | None = None,
+    quarantine: bool = False,
+    screens: PoisoningReport | None = None,
+) -> dict[str, Any]:
+    """The partial of one shard (see the module docstring)."""
+    config = config or g.ValidationConfig()
+    checked = suite if isinstance(suite, g.Suite) else g.load_suite(suite)
+    ref = ShardRef.from_dict(shard)
+    head = {
+        "schema": PARTIAL_SCHEMA,
+        "shard": ref.to_dict(),
+        "suite_sha256": checked.sha256,
+        "config_sha256": config_digest(config),
+        "reference_sha256": reference_sha256,
+        "run": dict(run or {}),
+        "quarantine": bool(quarantine),
+    }
+    if ref.count == 1:
+        return {**head, "mode": "whole", **_whole(frame, checked, reference, config, screens)}
+    if len(frame) != ref.rows:
+        raise DataError(f"{ref.label}: {len(frame)} rows read, the shard says {ref.rows}")
+    key = digest_key(ref.source_sha256)
+    sensitive = sensitive_columns(frame)
+    partial: dict[str, Any] = {
+        **head,
+        "mode": "shard",
+        "rows": len(frame),
+        "columns": [str(c) for c in frame.columns],
+        "dtypes": {str(c): str(t) for c, t in frame.dtypes.items()},
+        "sensitive": sorted(sensitive),
+        "map": _map_counts(frame, checked, sensitive),
+        "aggregates": {},
+        "unsupported": [],
+    }
+    for config_ in checked.configurations:
+        index = str(config_.meta[g.INDEX_KEY])
+        kind = se.kind_of(config_.type)
+        if kind == "aggregate":
+            partial["aggregates"][index] = se.shard_statistic(frame, config_, sensitive, key)
+        elif kind == "unsupported":
+            partial["unsupported"].append({"index": int(index), "type": config_.type})
+    if config.screens.enabled:
+        partial["screens"] = _screen_parts(frame, reference, config, key)
+    return partial
+
+
+def _whole(
+    frame: pd.DataFrame,
+    suite: g.Suite,
+    reference: pd.DataFrame | None,
+    config: g.ValidationConfig,
+    screens: PoisoningReport | None,
+) -> dict[str, Any]:
+    """One shard: the single-task gate, its result without timestamps."""
+    result, details = g.validate_dataset(
+        frame, suite, reference, replace(config, render_html=False), {}, screens
+    )
+    details.get("validation_result", {}).pop("meta", None)
+    kept = ("verdict", "message", "metrics", "findings", "tool_versions")
+    data = result.to_dict()
+    return {"result": {k: data[k] for k in kept}, "details": details}
+
+
+def _map_counts(
+    frame: pd.DataFrame, suite: g.Suite, sensitive: frozenset[str]
+) -> dict[str, dict[str, Any]]:
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+
+    wanted = [c for c in suite.configurations if se.kind_of(c.type) == "map"]
+    if not wanted:
+        return {}
+    stripped = tuple(
+        ExpectationConfiguration(
+            type=c.type,
+            kwargs={k: v for k, v in c.kwargs.items() if k != "mostly"},
+            meta=dict(c.meta),
+            severity=c.severity,
+        )
+        for c in wanted
+    )
+    gx_result = g.run_suite(frame, g.Suite(suite.name, suite.sha256, stripped))
+    g.redact(gx_result, sensitive, keep_values=False)
+    counts: dict[str, dict[str, Any]] = {}
+    for item in gx_result.get("results", []):
+        meta = (item.get("expectation_config") or {}).get("meta") or {}
+        result = item.get("result") or {}
+        counts[str(meta[g.INDEX_KEY])] = {
+            "element_count": result.get("element_count"),
+            "missing_count": result.get("missing_count"),
+            "unexpected_count": result.get("unexpected_count"),
+            "exception": g._exception_message(item.get("exception_info") or {}),
+        }
+    return counts
+
+
+def _screen_parts(
+    frame: pd.DataFrame, reference: pd.DataFrame | None, config: g.ValidationConfig, key: bytes
+) -> dict[str, Any]:
+    screens = config.screens
+    if reference is not None and len(reference) == 0:
+        raise DataError("screens: the reference dataset is empty (0 rows)")
+    try:
+        outliers, _ = ss.outlier_part(frame, reference, screens)
+        return {
+            "drift": ss.drift_part(frame, reference, screens, key),
+            "label_shift": ss.label_part(frame, reference, screens, key),
+            "outliers": outliers,
+            "duplicates": ss.duplicate_part(frame, reference, screens),
+        }
+    except (TypeError, ValueError) as err:
+        raise DataError(f"screens: cannot compare the datasets ({err})") from err
+
+
+def merge_partials(
+    partials: Sequence[Mapping[str, Any]],
+    suite: g.Suite | str | Mapping[str, Any],
+    config: g.ValidationConfig | None = None,
+    subjects: Mapping[str, str] | None = None,
+    *,
+    run: Mapping[str, str] | None = None,
+    reference_sha256: str | None = None,
+) -> tuple[GateResult, dict[str, Any]]:
+    """One GateResult from the partials of every shard; ``error`` when they cannot merge."""
+    config = config or g.ValidationConfig()
+    checked = suite if isinstance(suite, g.Suite) else g.load_suite(suite)
+    base = GateResult(
+        g.GATE,
+        Verdict.ERROR,
+        subjects={**(subjects or {}), "suite": f"sha256:{checked.sha256}"},
+        tool_versions={name: metadata.version(name) for name in g.TOOLS},
+    )
+    suite_info = {"name": checked.name, "sha256": checked.sha256}
+    try:
+        ordered = _checked(partials, checked, config, run, reference_sha256)
+        if ordered[0]["mode"] == "whole":
+            return _restamp(base, ordered[0], checked, config)
+        return _merge(base, ordered, checked, config)
+    except MLSecOpsError as err:
+        message = f"{type(err).__name__}: {err}"
+        log.warning("sharded data validation cannot decide: %s", message)
+        finding = {"kind": "shards", "severity": "critical", "reason": message}
+        return base.finished(message=message, findings=[finding]), {
+            "suite": suite_info,
+            "error": message,
+        }
+
+
+def _checked(
+    partials: Sequence[Mapping[str, Any]],
+    suite: g.Suite,
+    config: g.ValidationConfig,
+    run: Mapping[str, str] | None,
+    reference_sha256: str | None,
+) -> list[Mapping[str, Any]]:
+    """The partials in shard order, if they belong together; else :class:`DataError`."""
+    for part in partials:
+        if not isinstance(part, Mapping) or part.get("schema") != PARTIAL_SCHEMA:
+            raise DataError("not a validation partial")
+    shards = check_cover([ShardRef.from_dict(p["shard"]) for p in partials])
+    by_index = {int(p["shard"]["index"]): p for p in partials}
+    ordered = [by_index[s.index] for s in shards]
+    expected = {
+        "suite_sha256": suite.sha256,
+        "config_sha256": config_digest(config),
+        "reference_sha256": reference_sha256,
+        "run": dict(run) if run is not None else None,
+    }
+    for part, shard in zip(ordered, shards, strict=True):
+        for name, value in expected.items():
+            if (name != "run" or value is not None) and part.get(name) != value:
+                raise DataError(
+                    f"{shard.label}: partial has another {name.removesuffix('_sha256')} "
+                    f"({str(part.get(name))[:80]}, expected {str(value)[:80]})"
+                )
+    if len(ordered) > 1 and any(p.get("quarantine") for p in ordered):
+        raise DataError(
+            "quarantine works on one shard only: with more than one shard the outlier rows "
+            "cannot be moved (validate without quarantine, or with one shard)"
+        )
+    return ordered
+
+
+def _restamp(
+    base: GateResult, part: Mapping[str, Any], suite: g.Suite, config: g.ValidationConfig
+) -> tuple[GateResult, dict[str, Any]]:
+    stored = part["result"]
+    result = base.finished(
+        verdict=Verdict(stored["verdict"]),
+        message=stored["message"],
+        metrics=dict(stored["metrics"]),
+        findings=list(stored["findings"]),
+    )
+    details = dict(part["details"])
+    if config.render_html and "expectations" in details:
+        report = _report(details.get("screens"))
+        details["data_docs_html"] = render_html(result, suite.name, details["expectations"], report)
+    return result, details
+
+
+def _report(screens: Mapping[str, Any] | None) -> PoisoningReport | None:
+    if not screens:
+        return None
+    return PoisoningReport(tuple(ScreenResult(**s) for s in screens.values()))
+
+
+def _check_dtypes(parts: Sequence[Mapping[str, Any]]) -> None:
+    first = parts[0]
+    for part in parts[1:]:
+        label = ShardRef.from_dict(part["shard"]).label
+        if part["columns"] != first["columns"]:
+            raise DataError(f"shard 1/{len(parts)} and {label} have different columns")
+        for column, dtype in part["dtypes"].items():
+            if first["dtypes"][column] != dtype:
+                raise DataError(
+                    f"column {column!r} parses as {first['dtypes'][column]} in shard "
+                    f"1/{len(parts)} but as {dtype} in {label}: the shards cannot be merged"
+                )
+
+
+def _merge(
+    base: GateResult, parts: Sequence[Mapping[str, Any]], suite: g.Suite, config: g.ValidationConfig
+) -> tuple[GateResult, dict[str, Any]]:
+    _check_dtypes(parts)
+    unsupported = parts[0]["unsupported"]
+    if unsupported:
+        named = ", ".join(f"expectations[{u['index']}] {u['type']}" for u in unsupported)
+        raise DataError(f"{named} {se.NOT_MERGEABLE} (run it with one shard)")
+    rows = sum(int(p["rows"]) for p in parts)
+    columns = list(parts[0]["columns"])
+    items = []
+    for expectation in suite.configurations:
+        index = str(expectation.meta[g.INDEX_KEY])
+        if se.kind_of(expectation.type) == "map":
+            items.append(se.merge_map(expectation, [p["map"][index] for p in parts]))
+        else:
+            pieces = [p["aggregates"][index] for p in parts]
+            items.append(se.merge_aggregate(expectation, pieces, rows, columns))
+    gx_result = _suite_result(items)
+    sensitive = set().union(*(set(p["sensitive"]) for p in parts))
+    g.redact(gx_result, sensitive, config.keep_unexpected_values)
+    report = _merge_screens(parts, config, rows, columns) if config.screens.enabled else None
+    expectation_rows = g.expectation_rows(gx_result)
+    verdict, message = g.decide(expectation_rows, report, config.screens.warn_only)
+    summary = g.summarize(gx_result, expectation_rows)
+    shape = _Shape(rows, columns)
+    result = base.finished(
+        verdict=verdict,
+        message=message,
+        metrics={**g._metrics(shape, summary, expectation_rows, report), "shards": len(parts)},
+        findings=g._findings(expectation_rows, report, config.screens.warn_only),
+    )
+    details: dict[str, Any] = {
+        "suite": {"name": suite.name, "sha256": suite.sha256},
+        "summary": summary,
+        "expectations": expectation_rows,
+        "screens": report.to_dict() if report else None,
+        "validation_result": gx_result,
+        "shards": {"count": len(parts), "rows": [int(p["rows"]) for p in parts]},
+    }
+    if config.render_html:
+        details["data_docs_html"] = render_html(result, suite.name, expectation_rows, report)
+    log.info("sharded data validation of %s over %d shards: %s (%s)", suite.name, len(parts),
+             verdict.value, message)  # fmt: skip
+    return result, details
+
+
+class _Shape:
+    """What :func:`gate._metrics` reads of a frame: its length and columns."""
+
+    def __init__(self, rows: int, columns: list[str]) -> None:
+        self.rows, self.columns = rows, columns
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+def _suite_result(items: list[dict[str, Any]]) -> dict[str, Any]:
+    successful = sum(bool(i.get("success")) for i in items)
+    return {
+        "success": successful == len(items),
+        "statistics": {
+            "evaluated_expectations": len(items),
+            "successful_expectations": successful,
+            "unsuccessful_expectations": len(items) - successful,
+            "success_percent": 100.0 * successful / len(items) if items else None,
+        },
+        "results": items,
+    }
+
+
+def _merge_screens(
+    parts: Sequence[Mapping[str, Any]], config: g.ValidationConfig, rows: int, columns: list[str]
+) -> PoisoningReport:
+    screens = config.screens
+    pieces = {name: [p["screens"][name] for p in parts] for name in parts[0]["screens"]}
+    return PoisoningReport(
+        (
+            ss.merge_drift(pieces["drift"], screens, columns),
+            ss.merge_label(pieces["label_shift"], screens),
+            ss.merge_outliers(pieces["outliers"], screens, rows),
+            ss.merge_duplicates(pieces["duplicates"], screens),
+        )
+    )
