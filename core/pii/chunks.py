@@ -2,12 +2,15 @@
 
 * :func:`open_source` makes the input a local file (an ``s3://`` object is downloaded in
   1 MiB pieces to a temporary file), hashes it in one streaming pass (checking the expected
-  digest before anything is parsed) and then yields chunks of at most ``chunk_rows`` rows:
-  Parquet record batches (joined until a chunk is full, so an input that fits in one chunk
-  is one chunk) or CSV chunks read **as text** like :func:`.io.read_source`.
+  digest before anything is parsed) and then yields chunks of ``chunk_rows`` rows (the last
+  may be shorter): Parquet record batches joined and cut at exactly ``chunk_rows`` rows,
+  whatever the file's row groups (so chunk ``k`` is rows ``k * chunk_rows ..`` of any file
+  holding these rows, e.g. a shard starting at a multiple of ``chunk_rows``), or CSV chunks
+  read **as text** like :func:`.io.read_source`.
 * :class:`ChunkSink` writes each de-identified chunk to a temporary file (Parquet: one
-  ``ParquetWriter`` with the input's schema; CSV: the header once, then rows, with the
-  quoting of :func:`.io.output_bytes`), hashing the bytes as they are written. Nothing
+  ``ParquetWriter`` with the input's schema, one contiguous row group per chunk; CSV: the
+  header once, then rows, with the quoting of :func:`.io.output_bytes`), hashing the bytes
+  as they are written. Nothing
   reaches the target until :meth:`ChunkSink.publish` (an atomic rename beside a local
   target, an upload for S3); a sink closed without publishing leaves nothing behind.
 
@@ -89,14 +92,17 @@ class ChunkSource:
             schema = pa.schema([schema.field(c) for c in columns], metadata=schema.metadata)
         batches: list[Any] = []
         offset = filled = 0
+        size = self.chunk_rows
         names = list(columns) if columns is not None else None
-        for batch in parquet.iter_batches(batch_size=self.chunk_rows, columns=names):
+        for batch in parquet.iter_batches(batch_size=size, columns=names):
             batches.append(batch)
             filled += batch.num_rows
-            if filled >= self.chunk_rows:
-                yield _arrow_chunk(pa.Table.from_batches(batches, schema=schema), offset)
-                offset, batches, filled = offset + filled, [], 0
-        if batches and filled:
+            while filled >= size:  # exactly ``size`` rows, whatever the row groups
+                table = pa.Table.from_batches(batches, schema=schema)
+                yield _arrow_chunk(table.slice(0, size), offset)
+                rest = table.slice(size)
+                batches, filled, offset = rest.to_batches(), rest.num_rows, offset + size
+        if filled:
             yield _arrow_chunk(pa.Table.from_batches(batches, schema=schema), offset)
 
     def _csv(self, columns: Sequence[str] | None) -> Iterator[Chunk]:
@@ -263,16 +269,26 @@ class ChunkSink:
     def _write_parquet(
         self, frame: pd.DataFrame, table: Any, sources: dict[str, str], transformed: frozenset[str]
     ) -> None:
-        import pyarrow.parquet as pq
-
         from mlsecops_provider.core.pii.io import arrow_output
 
         if table is None:
             raise DataError("Parquet output from a chunked source needs Parquet input")
         out = arrow_output(table, frame, sources, transformed)
+        self.append_table(out)
+
+    def append_table(self, table: Any, schema: Any = None) -> None:
+        """Append an arrow table as it is (Parquet; the first fixes the schema). Written
+        contiguous: the bytes do not depend on how the table's arrays were chunked."""
+        import pyarrow.parquet as pq
+
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self._file, out.schema)
-        self._writer.write_table(out)
+            self._writer = pq.ParquetWriter(self._file, schema or table.schema)
+            self.columns = self.columns or tuple(table.schema.names)
+        self._writer.write_table(table.combine_chunks())
+
+    def append_bytes(self, data: bytes) -> None:
+        """Append bytes as they are (CSV: a verified shard's header or body)."""
+        self._file.write(data)
 
     def close(self) -> str:
         """End the file; its SHA-256."""

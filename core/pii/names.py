@@ -4,17 +4,27 @@ spaCy's small English model misses names it has not seen in a familiar context. 
 table tells us fills the gap: every word of every value of a column detected as PERSON
 goes into a table-wide deny list, so the same name is caught in any row's free text
 (alone, reordered, upper- or lower-case); words that spaCy tagged as a person anywhere in
-the table are added too (:meth:`NameRules.learn`), so a surname mentioned alone in another
-row is caught as well. Capitalised runs of words are judged as a whole: a run with a name
-word in it (deny list or lexicon) is a name, so an unknown surname next to a known given
-name goes with it; a run after an honorific (``Dr.``) or a context word (``spoke with``)
-is a name whatever its words.
+the chunk are added too (:meth:`NameRules.learn`), so a surname mentioned alone in another
+row of the chunk is caught as well. Capitalised runs of words are judged as a whole: a run
+with a name word in it (deny list or lexicon) is a name, so an unknown surname next to a
+known given name goes with it; a run after an honorific (``Dr.``) or a context word
+(``spoke with``) is a name whatever its words.
+
+The table-wide deny list is a read-only ``table`` shared by every chunk: a
+:class:`DenySet` in one process, or :class:`DenyDigests` (keyed HMAC-SHA256 digests of the
+normalised words and values, no name in clear) when it crosses task boundaries; membership
+is the same either way (:meth:`NameRules.denies` hashes the candidate word). Names learnt
+from spaCy go into the rules' own ``deny`` set, which a chunk starts empty
+(:meth:`NameRules.scoped`), so a chunk's result depends only on the table's list and the
+chunk.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from mlsecops_provider.core.pii.lexicon import AMBIGUOUS, CONTEXT, GIVEN, HONORIFICS, SURNAMES
@@ -38,6 +48,85 @@ def _key(word: str) -> str:
     return key[:-2] if key.endswith(("'s", "’s")) else key
 
 
+def normalise_value(value: object) -> str:
+    """A whole value as the deny list keeps it: lower case, single spaces."""
+    return " ".join(str(value).lower().split())
+
+
+def deny_words(value: object) -> Iterator[str]:
+    """The words of a value that go into the deny list (lookup form, 2+ letters)."""
+    for match in _WORD_RE.finditer(str(value)):
+        word = _key(match.group()).lower()
+        if len(word) >= MIN_DENY_CHARS and word not in NOT_NAMES:
+            yield word
+
+
+@dataclass
+class DenySet:
+    """The table-wide deny list in clear (it never leaves the process that built it)."""
+
+    words: set[str] = field(default_factory=set)
+    values: set[str] = field(default_factory=set)
+
+    def add(self, values: Iterable[object]) -> None:
+        for value in values:
+            self.values.add(normalise_value(value))
+            self.words.update(deny_words(value))
+
+    def has_word(self, word: str) -> bool:
+        return word in self.words
+
+    def has_value(self, normalised: str) -> bool:
+        return normalised in self.values
+
+
+DIGEST_DOMAIN = b"mlsecops.pii.deny-list/v1"
+_CACHE_MAX = 500_000
+
+
+def digest_key(key: bytes) -> bytes:
+    """The deny list's own key, derived from the pseudonymisation key (domain-separated,
+    so that a digest is never equal to a pseudonym of the same value)."""
+    return hmac.new(key, DIGEST_DOMAIN, hashlib.sha256).digest()
+
+
+def keyed_digest(key: bytes, kind: str, text: str) -> str:
+    """HMAC-SHA256 of one normalised word (``w``) or value (``v``) under a digest key."""
+    return hmac.new(key, f"{kind}\x1f{text}".encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass
+class DenyDigests:
+    """The table-wide deny list as keyed digests: matched by hashing the candidate, so a
+    holder without the key learns only how many distinct words and values there are."""
+
+    key: bytes = field(repr=False)  # from digest_key(); never serialised
+    words: frozenset[str] = frozenset()
+    values: frozenset[str] = frozenset()
+    _seen: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def build(cls, key: bytes, words: Iterable[str], values: Iterable[str]) -> DenyDigests:
+        """From normalised words and values in clear (a :class:`DenySet`'s)."""
+        derived = digest_key(key)
+        return cls(
+            derived,
+            frozenset(keyed_digest(derived, "w", w) for w in words),
+            frozenset(keyed_digest(derived, "v", v) for v in values),
+        )
+
+    def has_word(self, word: str) -> bool:
+        hit = self._seen.get(word)
+        if hit is None:
+            if len(self._seen) >= _CACHE_MAX:
+                self._seen.clear()
+            hit = self._seen[word] = keyed_digest(self.key, "w", word) in self.words
+        return hit
+
+    def has_value(self, normalised: str) -> bool:
+        return keyed_digest(self.key, "v", normalised) in self.values
+
+
 def _cap(word: str) -> bool:
     return word[:1].isupper() and not word.isupper() or (word.isupper() and len(word) > 1)
 
@@ -51,10 +140,20 @@ class NameRules:
     # ordinary English words: a lone lower-case deny word that is one is left alone
     dictionary: frozenset[str] = frozenset()
     values: set[str] = field(default_factory=set)  # whole values, lower case
+    table: DenySet | DenyDigests | None = None  # the table-wide deny list (read-only)
+
+    def denies(self, word: str) -> bool:
+        """Whether a lookup-form word is on the deny list (this scope's or the table's)."""
+        return word in self.deny or (self.table is not None and self.table.has_word(word))
 
     def is_value(self, text: str) -> bool:
         """Whether ``text`` is, as a whole, one of the values the deny list was built from."""
-        return " ".join(text.lower().split()) in self.values
+        value = normalise_value(text)
+        return value in self.values or (self.table is not None and self.table.has_value(value))
+
+    def scoped(self) -> NameRules:
+        """Fresh rules over the same table, dictionary and lexicon (nothing learnt yet)."""
+        return NameRules(use_lexicon=self.use_lexicon, dictionary=self.dictionary, table=self.table)
 
     @classmethod
     def from_values(cls, values: Iterable[str], use_lexicon: bool = True) -> NameRules:
@@ -64,11 +163,8 @@ class NameRules:
 
     def add(self, values: Iterable[str]) -> None:
         for value in values:
-            self.values.add(" ".join(str(value).lower().split()))
-            for match in _WORD_RE.finditer(str(value)):
-                word = _key(match.group())
-                if len(word) >= MIN_DENY_CHARS and word.lower() not in NOT_NAMES:
-                    self.deny.add(word.lower())
+            self.values.add(normalise_value(value))
+            self.deny.update(deny_words(value))
 
     def learn(self, texts: Iterable[str], spans: Iterable[Iterable[Span]]) -> None:
         """Add the words of spaCy's PERSON spans (3+ letters, capitalised) to the deny list."""
@@ -81,11 +177,11 @@ class NameRules:
     def find(self, text: str) -> list[Span]:
         words = [(m.start(), m.end(), m.group()) for m in _WORD_RE.finditer(text)]
         spans: list[Span] = []
-        i, deny = 0, self.deny
+        i = 0
         while i < len(words):
             word = words[i][2]
             if not _cap(word):  # most words: lower case, and not a name from the table
-                if _key(word) in deny:
+                if self.denies(_key(word)):
                     spans += self._lower_run(words, i, [_key(word)])
                 i += 1
                 continue
@@ -114,7 +210,7 @@ class NameRules:
             run, keys = run[1:], keys[1:]
         if not run:
             return []
-        strict = [k in self.deny or (self.use_lexicon and k.title() in LEXICON) for k in keys]
+        strict = [self.denies(k) or (self.use_lexicon and k.title() in LEXICON) for k in keys]
         loose = [self.use_lexicon and k.title() in LEXICON_ANY for k in keys]
         initial = not stripped and self._sentence_start(text, run[0][0])
         if any(strict) or (any(loose) and (after_context or len(run) > 1 and not initial)):
@@ -139,7 +235,7 @@ class NameRules:
     def _lower_run(self, words: list[tuple[int, int, str]], i: int, keys: list[str]) -> list[Span]:
         """A lower-case deny-list word next to another ("john smith"), or alone when it is not
         an English word ("per gideon") or follows a context word ("thanks wren")."""
-        if keys[0] not in self.deny or keys[0] in NOT_NAMES:
+        if not self.denies(keys[0]) or keys[0] in NOT_NAMES:
             return []
         previous = _key(words[i - 1][2]) if i else ""
         if (self.dictionary and keys[0] not in self.dictionary and len(keys[0]) > 2) or (
@@ -149,7 +245,7 @@ class NameRules:
         nxt = words[i + 1] if i + 1 < len(words) else None
         prv = words[i - 1] if i else None
         for other in (nxt, prv):
-            if other and _key(other[2]) in self.deny and not _cap(other[2]):
+            if other and self.denies(_key(other[2])) and not _cap(other[2]):
                 return [Span(PERSON, words[i][0], words[i][1])]
         return []
 

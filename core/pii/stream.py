@@ -10,10 +10,15 @@
    the :class:`~.chunks.ChunkSink` (a temporary file, hashed while written). Residual
    counts add up over chunks; row numbers in the report are positions in the whole input.
 
+A chunk's result depends only on the plan, the table-wide deny list and the chunk itself:
+every chunk starts with fresh name rules over that list (:meth:`.names.NameRules.scoped`),
+so what spaCy taught in one chunk is not carried to the next. That is what lets the
+sharded path (:mod:`.sharded`) give the same bytes with chunks in different tasks.
+
 The caller publishes the sink only when the verdict does not block: residual PII in any
 chunk fails the gate and no output appears. A column planned clean from the first chunk
 that holds PII further on is not transformed, so the scan of that chunk fails the gate
-(fail closed). spaCy's names learnt from later chunks do not go back to earlier ones.
+(fail closed).
 Memory is bounded by a chunk (and the deny list of distinct names), not by the input.
 """
 
@@ -31,6 +36,7 @@ from mlsecops_provider.core.errors import DataError, MLSecOpsError
 from mlsecops_provider.core.evidence import GateResult, Verdict
 from mlsecops_provider.core.pii.chunks import Chunk, ChunkSink, ChunkSource
 from mlsecops_provider.core.pii.gate import GATE, Deidentifier, Outcome
+from mlsecops_provider.core.pii.names import DenySet, NameRules
 from mlsecops_provider.core.pii.plan import ColumnPlan, plan_columns
 from mlsecops_provider.core.pii.text import TextScanner
 from mlsecops_provider.core.pii.text_columns import scan_headers
@@ -51,7 +57,9 @@ class Streamed:
 
 
 @dataclass
-class _Totals:
+class Totals:
+    """What adds up over chunks (and shards): counts, residual tallies, timings, rows."""
+
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     residual: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STEPS, 0.0))
@@ -83,6 +91,41 @@ class _Totals:
         return {c: {k: r[k] for k in keys} for c, r in self.residual.items()}
 
 
+@dataclass(frozen=True)
+class Head:
+    """What the first chunk decides: safe column names, header findings and the plan."""
+
+    sources: dict[str, str]  # safe (output) name -> input name; may hold PII, never reported
+    headers: list[dict[str, Any]]
+    plans: list[ColumnPlan]
+    frame: Any = field(repr=False)  # the first chunk under the safe names
+
+    @property
+    def transformed(self) -> frozenset[str]:
+        return frozenset(p.column for p in self.plans if p.kind in ("pii", "free_text"))
+
+    def people(self) -> list[str]:
+        """The input names of the columns planned as PERSON (the deny list's sources)."""
+        return [
+            self.sources[p.column] for p in self.plans if p.kind == "pii" and p.entity == "PERSON"
+        ]
+
+
+def check_columns(chunk: Chunk) -> None:
+    duplicated = sorted({str(c) for c in chunk.frame.columns[chunk.frame.columns.duplicated()]})
+    if duplicated:
+        raise DataError(f"{len(duplicated)} duplicate column name(s): cannot de-identify")
+
+
+def plan_head(deidentifier: Deidentifier, first: Chunk, seed: int, scanner: TextScanner) -> Head:
+    """Header scan and column plan from the first chunk (the scanner's rules still empty)."""
+    check_columns(first)
+    sources, headers = scan_headers(first.frame, scanner)
+    head = first.frame.set_axis(list(sources), axis=1)
+    plans = plan_columns(head, deidentifier.config, deidentifier.engine, seed)
+    return Head(sources, headers, plans, head)
+
+
 def run_stream(
     deidentifier: Deidentifier,
     source: ChunkSource,
@@ -97,28 +140,22 @@ def run_stream(
     first = next(chunks, None)
     if first is None:
         raise DataError(f"{source.uri}: dataset is empty (0 rows)")
-    duplicated = sorted({str(c) for c in first.frame.columns[first.frame.columns.duplicated()]})
-    if duplicated:
-        raise DataError(f"{len(duplicated)} duplicate column name(s): cannot de-identify")
-    totals = _Totals()
+    totals = Totals()
     start = time.perf_counter()
     try:
         scanner = deidentifier._scanner()
-        sources, headers = scan_headers(first.frame, scanner)
-        head_frame_columns = list(first.frame.columns)
-        head = first.frame.set_axis(list(sources), axis=1)
-        plans = plan_columns(head, config, deidentifier.engine, seed)
+        head = plan_head(deidentifier, first, seed, scanner)
+        base = scanner.names.scoped()
         second = next(chunks, None)
         if second is not None and config.link_row_values:
-            _deny_list(source, plans, sources, scanner)
+            base.table = deny_set(source, head.people())
         totals.seconds["detect"] += time.perf_counter() - start
-        transformed = frozenset(p.column for p in plans if p.kind in ("pii", "free_text"))
         head_output: Any = None
         rest: Iterator[Chunk] = chunks if second is None else itertools.chain([second], chunks)
         for chunk in itertools.chain([first], rest):
-            output = _chunk(deidentifier, chunk, list(sources), plans, scanner, totals)
-            kept = {c: sources[c] for c in map(str, output.columns)}
-            sink.write(output, chunk.table, kept, transformed)
+            output = transform_chunk(deidentifier, chunk, head, scanner, base, totals)
+            kept = {c: head.sources[c] for c in map(str, output.columns)}
+            sink.write(output, chunk.table, kept, head.transformed)
             head_output = output if head_output is None else head_output
     except MLSecOpsError:
         raise
@@ -126,47 +163,50 @@ def run_stream(
         raise DataError(f"PII analysis failed ({type(err).__name__})") from err
     sink.close()
     timings = {f"seconds_{s}": round(totals.seconds[s], 3) for s in STEPS}
-    sampling = {"seed": seed, "fresh": config.seed is None, "from_rows": len(head)}
+    sampling = {"seed": seed, "fresh": config.seed is None, "from_rows": len(head.frame)}
     outcome = deidentifier._outcome(
-        result, head, head_output, plans, totals.counts, totals.ordered(), timings, headers,
-        sampling, rows=totals.rows,
+        result, head.frame, head_output, head.plans, totals.counts, totals.ordered(), timings,
+        head.headers, sampling, rows=totals.rows,
     )  # fmt: skip
     outcome.result.metrics["ner_texts"] = scanner.ner_calls
     outcome.result.metrics["chunks"] = totals.chunks
-    outcome = replace(outcome, sources=kept, transformed=transformed)
-    return Streamed(outcome, totals.rows, totals.chunks, tuple(map(str, head_frame_columns)))
+    outcome = replace(outcome, sources=kept, transformed=head.transformed)
+    return Streamed(outcome, totals.rows, totals.chunks, tuple(map(str, first.frame.columns)))
 
 
-def _chunk(
+def transform_chunk(
     deidentifier: Deidentifier,
     chunk: Chunk,
-    names: list[str],
-    plans: list[ColumnPlan],
+    head: Head,
     scanner: TextScanner,
-    totals: _Totals,
+    base: NameRules,
+    totals: Totals,
+    offset: int = 0,
 ) -> Any:
-    if chunk.frame.shape[1] != len(names):
+    """One chunk transformed and verified with fresh rules over ``base``'s table: its
+    result depends on the plan, the deny list and the chunk only. Row numbers in ``totals``
+    are ``offset`` (the chunk source's first row in the whole input) plus the chunk's."""
+    scanner.names = base.scoped()
+    if chunk.frame.shape[1] != len(head.sources):
         raise DataError("the input's columns changed between chunks")
-    frame = chunk.frame.set_axis(names, axis=1)
+    frame = chunk.frame.set_axis(list(head.sources), axis=1)
     clock = time.perf_counter()
-    output, counts, text_residual = deidentifier._transform(frame, plans, scanner)
+    output, counts, text_residual = deidentifier._transform(frame, head.plans, scanner)
     middle = time.perf_counter()
-    residual = verify_output(output, plans, deidentifier.config, scanner, text_residual)
+    residual = verify_output(output, head.plans, deidentifier.config, scanner, text_residual)
     totals.seconds["transform"] += middle - clock
     totals.seconds["verify"] += time.perf_counter() - middle
-    totals.add(counts, residual, chunk.offset)
+    totals.add(counts, residual, offset + chunk.offset)
     totals.rows += len(frame)
     totals.chunks += 1
     return output
 
 
-def _deny_list(
-    source: ChunkSource, plans: list[ColumnPlan], sources: Mapping[str, str], scanner: TextScanner
-) -> None:
-    """Every value of the PERSON columns (whole input, those columns only) into the deny list."""
-    people = [sources[p.column] for p in plans if p.kind == "pii" and p.entity == "PERSON"]
-    if not people:
-        return
-    for chunk in source.chunks(columns=people):
-        for column in chunk.frame.columns:
-            scanner.names.add(str(v) for v in chunk.frame[column].dropna().unique())
+def deny_set(source: ChunkSource, people: list[str], into: DenySet | None = None) -> DenySet:
+    """Every value of the PERSON columns (whole input, those columns only): the deny list."""
+    table = into if into is not None else DenySet()
+    if people:
+        for chunk in source.chunks(columns=people):
+            for column in chunk.frame.columns:
+                table.add(str(v) for v in chunk.frame[column].dropna().unique())
+    return table

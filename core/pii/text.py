@@ -5,9 +5,11 @@ For the distinct texts of a column:
 1. *rules*: the pattern pass (:mod:`.patterns`) and the name rules (:mod:`.names`: the
    table's deny list, the lexicon, context) find spans; they are replaced at once;
 2. *NER*: spaCy (``nlp.pipe``, only the NER component, optionally in two processes) runs
-   on the text *after* step 1; words spaCy tags as a person are added to the table-wide
-   deny list, which is applied again to every text (a surname seen once is caught
-   everywhere); these spans are replaced too;
+   on the text *after* step 1; words spaCy tags as a person are added to the scanner's
+   deny list (the table's list plus what this chunk taught), which is applied again to
+   every text (a surname seen once is caught in every text of the chunk); these spans are
+   replaced too. The streaming and sharded paths start every chunk with
+   :meth:`.names.NameRules.scoped` rules, so nothing learnt crosses chunks;
 3. *verify*: every text whose output differs from what NER saw in step 2 goes through
    rules and NER again (a text NER has already seen in its final form is not re-run:
    NER is deterministic); what is found is replaced (at most ``REPAIR_ROUNDS`` times) and
@@ -158,7 +160,7 @@ def english_words(nlp: Any) -> frozenset[str]:
 
 @dataclass
 class TextScanner:
-    """Rules plus NER over texts, for one table (the deny list grows while it runs)."""
+    """Rules plus NER over texts, for one chunk (its deny list grows while it runs)."""
 
     nlp: Any
     entities: frozenset[str]
@@ -187,7 +189,7 @@ class TextScanner:
             if key in ALWAYS_CAPITALISED or (word.isupper() and len(word) <= 4):
                 continue
             initial = bool(_SENTENCE_GAP.search(text, 0, m.start()))
-            known = key in self.dictionary and key not in self.names.deny
+            known = key in self.dictionary and not self.names.denies(key)
             if not (initial and known and word.title() not in LEXICON_ANY):
                 return True
         return False
