@@ -1,54 +1,47 @@
-"""SHA-256 of files and directories, with a root digest equal to OpenSSF model-signing's.
+"""SHA-256 of files and directories into a :class:`~mlsecops_provider.core.manifest.Manifest`.
 
-A file hashes to the plain SHA-256 of its bytes. A directory hashes through a
-:class:`Manifest`: every regular file under it, keyed by its relative POSIX path, with its
-SHA-256; the **root digest** is the SHA-256 of the concatenated raw 32-byte file digests in
-path order (paths compared component by component). That is exactly the subject digest
-model-signing 1.1.1 puts in its in-toto payload (file serialization, SHA-256, default
-ignores ``.git``, ``.gitattributes``, ``.github``, ``.gitignore`` at the top level).
-
-For a single file, model-signing's subject digest is ``sha256(raw digest of the file)``
-(its manifest has one item); :attr:`Manifest.model_signing_digest` gives that value.
+A file hashes to the plain SHA-256 of its bytes; a directory to a manifest whose root digest
+equals OpenSSF model-signing's subject digest (the rules are in
+:mod:`~mlsecops_provider.core.manifest`).
 
 Symlinks: a link to a regular file inside the directory is followed and hashed under the
 link's own path (as model-signing does with ``allow_symlinks=True``; its default refuses
 every symlink). A link that leaves the directory, a link to a directory, a broken link and
-special files (FIFOs, sockets, devices) are refused with :class:`StorageError`.
+special files (FIFOs, sockets, devices) are refused with :class:`StorageError`. Files are
+opened with ``O_NOFOLLOW``.
 
-Files are hashed in parallel on a thread pool (hashlib releases the GIL on large updates);
-a big file is read by a helper thread into a few reused buffers while the caller hashes,
-so memory stays flat and reading overlaps hashing.
+Speed: files are hashed in parallel on a thread pool, largest first (hashlib releases the
+GIL). A file of at least ``MMAP_MIN_SIZE`` bytes is hashed straight from the page cache
+through read-only memory maps of ``MMAP_WINDOW`` bytes at a time (no copy into a buffer,
+memory stays bounded); then the file is read on from its mapped size until end of file, so
+a file longer than its ``stat`` size is still hashed whole. Smaller files, and files that
+cannot be mapped, are read into a reused per-thread buffer. A file truncated by another
+process *while* it is mapped ends the process with ``SIGBUS``: no digest is produced, so
+this fails closed.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import logging
+import mmap
 import os
-import queue
-import re
 import stat
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 from urllib.parse import unquote, urlparse
 
 from mlsecops_provider.core.errors import ConfigError, DataError, StorageError
+from mlsecops_provider.core.manifest import DEFAULT_IGNORE, Diff, Manifest
 
 log = logging.getLogger(__name__)
 
-MANIFEST_SCHEMA = "mlsecops.manifest/v1"
-DEFAULT_IGNORE = (".git", ".gitattributes", ".github", ".gitignore")  # as model-signing
-BUFFER_SIZE = 1 << 20  # per-thread buffer for small and medium files
-PIPELINE_MIN_SIZE = 64 << 20  # files at least this big get a reader thread
-PIPELINE_BUFFER = 4 << 20
-PIPELINE_DEPTH = 3
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+BUFFER_SIZE = 1 << 20  # per-thread read buffer for small files and unmappable ones
+MMAP_MIN_SIZE = 256 << 10  # files at least this big are hashed through memory maps
+MMAP_WINDOW = 64 << 20  # bytes mapped at a time
 _local = threading.local()
 
 
@@ -56,18 +49,22 @@ _local = threading.local()
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes (streamed; big files read by a helper thread)."""
-    with _open(os.fspath(path)) as handle:
-        try:
-            size = os.fstat(handle.fileno()).st_size
-            if size >= PIPELINE_MIN_SIZE:
-                return _hash_pipelined(handle)
-            return _hash_simple(handle)
-        except OSError as err:
-            raise StorageError(f"{path}: cannot read ({err.strerror or err})") from err
+    """Hex SHA-256 of a file's bytes (memory-mapped or streamed; never followed if a link)."""
+    source = os.fspath(path)
+    fd = _open(source)
+    try:
+        digest = hashlib.sha256()
+        size = os.fstat(fd).st_size
+        offset = _hash_mapped(fd, size, digest) if size >= MMAP_MIN_SIZE else 0
+        _hash_read(fd, offset, digest)
+        return digest.hexdigest()
+    except OSError as err:
+        raise StorageError(f"{source}: cannot read ({err.strerror or err})") from err
+    finally:
+        os.close(fd)
 
 
-def _open(source: str) -> io.FileIO:
+def _open(source: str) -> int:
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(source, flags)
@@ -75,183 +72,40 @@ def _open(source: str) -> io.FileIO:
         raise StorageError(f"{source}: cannot open ({err.strerror})") from err
     if hasattr(os, "posix_fadvise"):
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-    return io.FileIO(fd, "rb", closefd=True)
+    return fd
 
 
-def _hash_simple(handle: io.FileIO) -> str:
+def _hash_mapped(fd: int, size: int, digest: hashlib._Hash) -> int:
+    """Hash ``[0, size)`` through read-only maps; return how far it got (0: cannot map)."""
+    offset = 0
+    while offset < size:
+        length = min(MMAP_WINDOW, size - offset)
+        try:
+            window = mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ, offset=offset)
+        except (OSError, ValueError):  # a file system without mmap: read the rest instead
+            return offset
+        with window:
+            digest.update(window)
+        offset += length
+    return offset
+
+
+def _hash_read(fd: int, offset: int, digest: hashlib._Hash) -> None:
+    """Hash from ``offset`` to end of file through the thread's reused buffer."""
     buf = getattr(_local, "buf", None)
     if buf is None:
         buf = _local.buf = bytearray(BUFFER_SIZE)
     view = memoryview(buf)
-    digest = hashlib.sha256()
-    while n := handle.readinto(buf):
+    if offset:
+        os.lseek(fd, offset, os.SEEK_SET)
+    while n := os.readv(fd, [buf]):
         digest.update(view[:n])
-    return digest.hexdigest()
-
-
-def _hash_pipelined(handle: io.FileIO) -> str:
-    """Hash while a helper thread reads ahead into ``PIPELINE_DEPTH`` reused buffers."""
-    free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
-    full: queue.SimpleQueue[tuple[bytearray, int] | BaseException] = queue.SimpleQueue()
-    for _ in range(PIPELINE_DEPTH):
-        free.put(bytearray(PIPELINE_BUFFER))
-
-    def read_ahead() -> None:
-        try:
-            while (buf := free.get()) is not None:
-                n = handle.readinto(buf) or 0
-                full.put((buf, n))
-                if not n:
-                    return
-        except Exception as err:  # handed to the hashing thread, which raises it
-            full.put(err)
-
-    reader = threading.Thread(target=read_ahead, name="sha256-read-ahead", daemon=True)
-    reader.start()
-    digest = hashlib.sha256()
-    try:
-        while True:
-            item = full.get()
-            if isinstance(item, BaseException):
-                raise item
-            buf, n = item
-            if not n:
-                break
-            digest.update(memoryview(buf)[:n])
-            free.put(buf)
-    finally:
-        free.put(None)
-        reader.join()
-    return digest.hexdigest()
-
-
-# ---------------------------------------------------------------------------- manifests
-
-
-def _sort_key(rel: str) -> list[str]:
-    """model-signing orders ``PurePosixPath`` keys, i.e. component by component."""
-    return rel.split("/")
-
-
-def _check_digest(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _HEX64.fullmatch(value):
-        raise DataError(f"{where}: must be a SHA-256 as 64 lowercase hex characters")
-    return value
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """Per-file SHA-256 digests of a file or directory and the root digest over them.
-
-    ``root_digest`` is computed from ``files``; if one is given it must match (so a
-    manifest read back from JSON proves its own consistency).
-    """
-
-    kind: str  # "directory" or "file"
-    name: str
-    files: Mapping[str, str]
-    ignore: tuple[str, ...] = DEFAULT_IGNORE
-    root_digest: str = ""
-    ignored: tuple[str, ...] = ()  # paths present but left out by ``ignore`` (not digested)
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("directory", "file"):
-            raise DataError(f"manifest kind: {self.kind!r} is not 'directory' or 'file'")
-        if self.kind == "file" and len(self.files) != 1:
-            raise DataError("manifest files: a file manifest must list exactly one file")
-        for rel, digest in self.files.items():
-            _check_digest(digest, f"manifest files[{rel!r}]")
-        ordered = dict(sorted(self.files.items(), key=lambda item: _sort_key(item[0])))
-        object.__setattr__(self, "files", ordered)
-        object.__setattr__(self, "ignore", tuple(self.ignore))
-        object.__setattr__(self, "ignored", tuple(sorted(self.ignored)))
-        computed = self._compute_root()
-        if self.root_digest and self.root_digest != computed:
-            raise DataError(
-                f"manifest root_digest: {self.root_digest} does not match its files ({computed})"
-            )
-        object.__setattr__(self, "root_digest", computed)
-
-    def _compute_root(self) -> str:
-        if self.kind == "file":
-            return next(iter(self.files.values()))
-        root = hashlib.sha256()
-        for digest in self.files.values():
-            root.update(bytes.fromhex(digest))
-        return root.hexdigest()
-
-    @property
-    def model_signing_digest(self) -> str:
-        """The subject digest model-signing's payload has for the same path."""
-        if self.kind == "file":
-            return hashlib.sha256(bytes.fromhex(self.root_digest)).hexdigest()
-        return self.root_digest
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": MANIFEST_SCHEMA,
-            "kind": self.kind,
-            "name": self.name,
-            "algorithm": "sha256",
-            "root_digest": self.root_digest,
-            "ignore": list(self.ignore),
-            "ignored": list(self.ignored),
-            "files": dict(self.files),
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Manifest:
-        if not isinstance(data, Mapping):
-            raise DataError("manifest: must be a JSON object")
-        if data.get("schema") != MANIFEST_SCHEMA:
-            raise DataError(f"manifest schema: expected {MANIFEST_SCHEMA!r}")
-        if data.get("algorithm") != "sha256":
-            raise DataError("manifest algorithm: only 'sha256' is supported")
-        for key, kind in (("name", str), ("files", dict), ("ignore", list)):
-            if not isinstance(data.get(key), kind):
-                raise DataError(f"manifest {key}: missing or not a {kind.__name__}")
-        if not all(isinstance(p, str) for p in data["ignore"]):
-            raise DataError("manifest ignore: must be a list of relative paths")
-        return cls(
-            kind=data.get("kind", ""),
-            name=data["name"],
-            files=data["files"],
-            ignore=tuple(data["ignore"]),
-            root_digest=_check_digest(data.get("root_digest"), "manifest root_digest"),
-            ignored=tuple(str(p) for p in data.get("ignored") or ()),
-        )
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> Manifest:
-        try:
-            data = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise DataError(f"manifest: not valid JSON ({err})") from err
-        return cls.from_dict(data)
-
-
-@dataclass(frozen=True)
-class Diff:
-    """Paths whose digest changed, that appeared, or that disappeared."""
-
-    changed: tuple[str, ...] = ()
-    added: tuple[str, ...] = ()
-    missing: tuple[str, ...] = ()
-    ignored: tuple[str, ...] = ()  # present under an ignored path: not covered by the digest
-
-    @property
-    def matches(self) -> bool:
-        return not (self.changed or self.added or self.missing)
 
 
 # ---------------------------------------------------------------------------- paths
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
     rel: str  # POSIX path relative to the root (the manifest key)
     source: str  # what to open: the file itself, or the target of a symlink
     size: int

@@ -18,10 +18,8 @@ Subcommand modules add their flags with the ``add_*`` helpers here, load the pol
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import traceback
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +74,8 @@ def print_error(command: str | None, message: object) -> None:
 def report_failure(args: argparse.Namespace | None, err: BaseException) -> int:
     """Print ``err`` as one line (plus the traceback in debug mode); return exit code 2."""
     if debug_enabled(args):
+        import traceback  # imported when needed: start-up time of every command
+
         traceback.print_exception(err, file=sys.stderr)
     message = str(err) or type(err).__name__
     from mlsecops_provider.core.errors import MLSecOpsError
@@ -206,6 +206,8 @@ def write_report(target: str | None, payload: Any) -> str | None:
     """``--report``: the payload as sorted, indented JSON (None: nothing written)."""
     if not target:
         return None
+    import json
+
     data = json.dumps(payload, indent=2, sort_keys=True, default=str).encode()
     return write_output(target, data, "application/json")
 
@@ -217,6 +219,8 @@ def gate_report(result: Any, details: dict[str, Any], **extra: Any) -> dict[str,
 
 def print_summary(result: Any) -> None:
     """``--json``: the GateResult's compact summary."""
+    import json
+
     print(json.dumps(result.summary(), indent=2, sort_keys=True, default=str))
 
 

@@ -14,8 +14,8 @@ import logging
 from typing import Any
 
 from mlsecops_provider.core.cli.contract import EXIT_FAIL, EXIT_PASS, positive_int
-from mlsecops_provider.core.hashing import Manifest, compare, hash_path
-from mlsecops_provider.core.storage import normalise_uri, storage_for
+from mlsecops_provider.core.hashing import compare, hash_path
+from mlsecops_provider.core.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,9 @@ def register(subparsers: Any) -> None:
 
 def run_hash(args: argparse.Namespace) -> int:
     manifest = hash_path(args.path, workers=args.workers)
-    if args.out:
+    if args.out:  # storage (and its imports) only when a manifest is written
+        from mlsecops_provider.core.storage import normalise_uri, storage_for
+
         uri = normalise_uri(args.out)
         storage_for(uri).write_bytes(uri, manifest.to_json().encode(), "application/json")
         log.info("wrote manifest of %d files to %s", len(manifest.files), uri)
@@ -57,6 +59,8 @@ def run_hash(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from mlsecops_provider.core.storage import normalise_uri, storage_for
+
     uri = normalise_uri(args.manifest)
     manifest = Manifest.from_json(storage_for(uri).read_bytes(uri))
     diff = compare(manifest, args.path, workers=args.workers)

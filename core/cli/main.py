@@ -11,7 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from mlsecops_provider.core.cli.contract import (
     CONTRACT_HELP,
@@ -46,6 +46,32 @@ COMMAND_MODULES = (
     "mlsecops_provider.core.cli.warmup_cmd",
 )
 
+# Which module registers each subcommand: ``mlsecops NAME ...`` imports only that module
+# (start-up time: ``mlsecops hash`` need not import every gate). A name missing here only
+# costs time, as the full parser is built then; a test keeps this table complete and true.
+COMMAND_OWNERS = {
+    "demo-data": "mlsecops_provider.core.cli.demo_data_cmd",
+    "validate": "mlsecops_provider.core.cli.validate_cmd",
+    "deidentify": "mlsecops_provider.core.cli.deidentify_cmd",
+    "hash": "mlsecops_provider.core.cli.hash_cmd",
+    "verify": "mlsecops_provider.core.cli.hash_cmd",
+    "audit-deps": "mlsecops_provider.core.cli.audit_deps_cmd",
+    "verify-promotion": "mlsecops_provider.core.cli.promotion_cmd",
+    "audit": "mlsecops_provider.core.cli.promotion_cmd",
+    "rollback": "mlsecops_provider.core.cli.promotion_cmd",
+    "drift": "mlsecops_provider.core.cli.drift_cmd",
+    "scan-model": "mlsecops_provider.core.cli.scan_model_cmd",
+    "shadow-eval": "mlsecops_provider.core.cli.shadow_eval_cmd",
+    "privacy-risk": "mlsecops_provider.core.cli.privacy_cmd",
+    "adversarial": "mlsecops_provider.core.cli.adversarial_cmd",
+    "backdoor-scan": "mlsecops_provider.core.cli.backdoor_cmd",
+    "explain": "mlsecops_provider.core.cli.explain_cmd",
+    "fairness": "mlsecops_provider.core.cli.fairness_cmd",
+    "serve": "mlsecops_provider.core.cli.serve_cmd",
+    "warmup-gate": "mlsecops_provider.core.cli.warmup_cmd",
+}
+_FAST_PATH_FLAGS = frozenset({"-v", "--verbose", "--debug"})  # top-level flags, no values
+
 
 class _Parser(argparse.ArgumentParser):
     """Usage errors are one line too (with a pointer to ``--help``), exit 2."""
@@ -54,7 +80,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The parser with the subcommands of ``modules`` (default: all of COMMAND_MODULES)."""
     parser = _Parser(
         prog="mlsecops",
         description="Security gates for ML training pipelines.",
@@ -66,13 +93,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="print the traceback of an error (MLSECOPS_DEBUG=1)"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if modules is None else modules:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
+def parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """Only the module of the subcommand ``argv`` names, when that is unambiguous.
+
+    Anything else (no subcommand, ``--help`` before it, an unknown or misspelt name, a
+    module not in COMMAND_MODULES) gets the full parser, so help and errors are unchanged.
+    """
+    command = next((arg for arg in argv if arg not in _FAST_PATH_FLAGS), "")
+    module = COMMAND_OWNERS.get(command)
+    if module in COMMAND_MODULES:
+        parser = build_parser((module,))
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        if command in subparsers.choices:
+            return parser
+    return build_parser()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = parser_for(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.errors import LineageError, MLSecOpsError
 from mlsecops_provider.core.evidence import EvidenceStore, GateResult, Verdict, utcnow
-from mlsecops_provider.core.hashing import DEFAULT_IGNORE, hash_path
+from mlsecops_provider.core.hashing import hash_path
+from mlsecops_provider.core.manifest import DEFAULT_IGNORE
 from mlsecops_provider.core.promotion.audit_log import (
     GENESIS,
     AuditEntry,

@@ -29,7 +29,8 @@ from typing import Any
 from mlsecops_provider.core.data.datasets import DatasetRef
 from mlsecops_provider.core.errors import DataError
 from mlsecops_provider.core.evidence import GateResult
-from mlsecops_provider.core.hashing import Manifest, hash_path
+from mlsecops_provider.core.hashing import hash_path
+from mlsecops_provider.core.manifest import Manifest
 
 log = logging.getLogger(__name__)
 

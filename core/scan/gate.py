@@ -15,7 +15,7 @@ from typing import Any
 
 from mlsecops_provider.core.errors import DataError
 from mlsecops_provider.core.evidence import GateResult, Verdict, utcnow
-from mlsecops_provider.core.hashing import DEFAULT_IGNORE, Manifest
+from mlsecops_provider.core.manifest import DEFAULT_IGNORE, Manifest
 from mlsecops_provider.core.scan.content import (
     ContentScanner,
     ScanOutcome,

@@ -31,7 +31,7 @@ from mlsecops_provider.core.errors import (
     UnsafeModelError,
 )
 from mlsecops_provider.core.evidence import GateResult, Verdict
-from mlsecops_provider.core.hashing import DEFAULT_IGNORE, Manifest
+from mlsecops_provider.core.manifest import DEFAULT_IGNORE, Manifest
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import S3ClientFactory, read_verified, sha256_bytes, storage_for
 

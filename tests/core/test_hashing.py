@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import mmap
 import os
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import pytest
 
 from mlsecops_provider.core import hashing
 from mlsecops_provider.core.errors import DataError, StorageError
-from mlsecops_provider.core.hashing import Manifest, compare, hash_path, model_signing_root_digest
+from mlsecops_provider.core.hashing import compare, hash_path, model_signing_root_digest
+from mlsecops_provider.core.manifest import Manifest
 
 
 def make_model(root: Path) -> Path:
@@ -88,16 +90,50 @@ def test_signature_subject_equals_root_digest(tmp_path: Path) -> None:
     assert payload["subject"][0]["digest"]["sha256"] == hash_path(model).root_digest
 
 
-def test_pipelined_reader_and_worker_counts_agree(
+def test_mapped_read_and_worker_counts_agree(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Memory maps (one window, many windows), plain reads and thread counts: one digest."""
     model = make_model(tmp_path / "model")
-    sequential = hash_path(model, workers=1)
-    monkeypatch.setattr(hashing, "PIPELINE_MIN_SIZE", 1024)
-    monkeypatch.setattr(hashing, "PIPELINE_BUFFER", 4096)
-    pipelined = hash_path(model, workers=4)
-    assert pipelined == sequential
-    assert pipelined.root_digest == library_root_digest(model)
+    (model / "odd.bin").write_bytes(os.urandom(3 * mmap.ALLOCATIONGRANULARITY + 17))
+    monkeypatch.setattr(hashing, "MMAP_MIN_SIZE", 1 << 60)  # never mapped: read only
+    read_only = hash_path(model, workers=1)
+    monkeypatch.setattr(hashing, "MMAP_MIN_SIZE", 1)  # every non-empty file mapped
+    monkeypatch.setattr(hashing, "MMAP_WINDOW", mmap.ALLOCATIONGRANULARITY)  # many windows
+    mapped = hash_path(model, workers=4)
+    assert mapped == read_only
+    assert mapped.root_digest == library_root_digest(model)
+    data = (model / "odd.bin").read_bytes()
+    assert mapped.files["odd.bin"] == hashlib.sha256(data).hexdigest()
+
+
+def test_bytes_past_the_stat_size_are_hashed_too(tmp_path: Path) -> None:
+    """A file whose stat size understates it (it grew; /proc-like files) is hashed to EOF."""
+    path = tmp_path / "grows.bin"
+    path.write_bytes(os.urandom(hashing.MMAP_MIN_SIZE + 5))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        digest = hashlib.sha256()
+        got = hashing._hash_mapped(fd, hashing.MMAP_MIN_SIZE, digest)  # as if stat said less
+        hashing._hash_read(fd, got, digest)
+    finally:
+        os.close(fd)
+    assert got == hashing.MMAP_MIN_SIZE
+    assert digest.hexdigest() == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_file_system_without_mmap_falls_back_to_reading(tmp_path: Path) -> None:
+    """A file that cannot be mapped (here a pipe's read end) is read instead of refused."""
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, b"streamed bytes")
+        os.close(write_end)
+        digest = hashlib.sha256()
+        assert hashing._hash_mapped(read_end, 1 << 20, digest) == 0
+        hashing._hash_read(read_end, 0, digest)
+    finally:
+        os.close(read_end)
+    assert digest.hexdigest() == hashlib.sha256(b"streamed bytes").hexdigest()
 
 
 def test_symlink_inside_is_followed_like_model_signing(tmp_path: Path) -> None:

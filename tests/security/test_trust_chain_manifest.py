@@ -16,7 +16,8 @@ import pytest
 
 from mlsecops_provider.core.errors import DataError
 from mlsecops_provider.core.evidence import Verdict
-from mlsecops_provider.core.hashing import Manifest, compare, hash_path
+from mlsecops_provider.core.hashing import compare, hash_path
+from mlsecops_provider.core.manifest import Manifest
 from mlsecops_provider.core.promotion.verify import verify_promotion
 from tests.core.promotion import test_promotion
 from tests.core.promotion.test_promotion import World, artifact_dir, new_version, run_promotion

@@ -1,0 +1,99 @@
+"""Start-up work of ``mlsecops``: a subcommand imports only its own module (no speed asserted)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+cli_main = importlib.import_module("mlsecops_provider.core.cli.main")
+
+HEAVY = (
+    "airflow",
+    "boto3",
+    "botocore",
+    "great_expectations",
+    "mlflow",
+    "numpy",
+    "pandas",
+    "presidio_analyzer",
+    "pyarrow",
+    "sklearn",
+    "yaml",
+)
+HASH_MODULES = {  # all of the project that ``mlsecops hash FILE`` needs
+    "mlsecops_provider",
+    "mlsecops_provider.core",
+    "mlsecops_provider.core.cli",
+    "mlsecops_provider.core.cli.contract",
+    "mlsecops_provider.core.cli.hash_cmd",
+    "mlsecops_provider.core.cli.main",
+    "mlsecops_provider.core.errors",
+    "mlsecops_provider.core.hashing",
+    "mlsecops_provider.core.manifest",
+}
+
+
+def choices(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
+def test_command_owners_name_every_command_and_its_module() -> None:
+    """The table that lets ``mlsecops NAME`` import one module is complete and true."""
+    assert choices(cli_main.build_parser()) == set(cli_main.COMMAND_OWNERS)
+    for name, module in cli_main.COMMAND_OWNERS.items():
+        assert module in cli_main.COMMAND_MODULES, name
+        assert name in choices(cli_main.build_parser((module,))), (name, module)
+
+
+@pytest.mark.parametrize(
+    ("argv", "full"),
+    [
+        (["hash", "x"], False),
+        (["-v", "--debug", "hash", "x"], False),
+        (["verify", "--help"], False),
+        ([], True),
+        (["--help"], True),
+        (["-h", "hash"], True),
+        (["--verb", "hash", "x"], True),  # an abbreviated flag: argparse decides
+        (["hahs", "x"], True),  # misspelt: the full parser's "invalid choice" message
+    ],
+)
+def test_parser_for_builds_the_full_parser_unless_one_command_is_named(
+    argv: list[str], full: bool
+) -> None:
+    expected = choices(cli_main.build_parser()) if full else {"hash", "verify"}
+    assert choices(cli_main.parser_for(argv)) == expected
+
+
+def test_hash_of_a_local_file_imports_no_heavy_library(tmp_path: Path) -> None:
+    """``mlsecops hash FILE`` in a fresh process loads no gate, no MLflow/pandas/boto3/etc."""
+    path = tmp_path / "m.bin"
+    path.write_bytes(b"weights")
+    script = (
+        "import json, sys\n"
+        "from mlsecops_provider.core.cli import main\n"
+        f"code = main(['hash', {str(path)!r}])\n"
+        "print(json.dumps({'code': code, 'modules': sorted(sys.modules)}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    digest, report = done.stdout.strip().splitlines()
+    assert digest == hashlib.sha256(b"weights").hexdigest()
+    loaded = json.loads(report)
+    assert loaded["code"] == 0
+    modules = set(loaded["modules"])
+    assert sorted(m for m in modules if m.split(".")[0] in HEAVY) == []
+    ours = {m for m in modules if m.startswith("mlsecops_provider")}
+    assert ours <= HASH_MODULES, sorted(ours - HASH_MODULES)
