@@ -1,0 +1,179 @@
+"""Benchmark of the sharded gates: one shard vs N shards on two workers (a script, not a test).
+
+Run: ``.venv/bin/python bench/bench_sharded.py [--rows 1000000,4000000] [--shard-rows 500000]
+[--pii-rows 20000,80000] [--pii-shard-rows 10000] [--workers 2]``.
+
+For each size, a generated table (bench_validation's 20 columns for validation; bench_pii's
+table with free text for PII) is written as Parquet in pieces (memory bounded), split with
+:func:`~mlsecops_provider.core.shards.split.split_dataset`, and each shard task runs in a
+fresh worker process (a pool of ``--workers`` processes, one task per process, as a Celery
+worker runs a task instance), so each task's peak RSS is its own:
+
+* validation: ``read_table`` (digest) + :func:`validate_shard` per shard, then
+  :func:`merge_partials`; "1 shard" is the whole table in one task (the single-task gate);
+* PII: the plan task, then the shard tasks, then the merge (concatenation, digest).
+
+Printed per size: rows/s per shard task (mean and spread), overall rows/s (wall, split and
+merge included), the slowest task, peak RSS per task vs the single task's, and the projection
+to 100M rows on K workers. Linear cost means rows/s per shard stays within 15% across sizes.
+The machine may be shared: the load average before and after is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import bench_validation as bv  # noqa: E402
+
+PIECE = 250_000  # rows generated and written at a time
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_table(path: Path, rows: int, seed: int, make: Any) -> list[str]:
+    """``rows`` generated rows as one Parquet file, written piece by piece."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    columns: list[str] = []
+    for start in range(0, rows, PIECE):
+        frame = make(min(PIECE, rows - start), seed + start)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+        columns = list(frame.columns)
+    assert writer is not None
+    writer.close()
+    return columns
+
+
+def validation_config() -> Any:
+    from mlsecops_provider.core.validation.gate import ValidationConfig
+    from mlsecops_provider.core.validation.poisoning import PoisoningConfig
+
+    return ValidationConfig(render_html=False, screens=PoisoningConfig(**bv.SCREENS))
+
+
+def validate_task(shard: dict[str, Any], suite: dict[str, Any], reference: str) -> dict[str, Any]:
+    """One mapped validation task in a fresh process: read, verify, validate one shard."""
+    from mlsecops_provider.core.data.datasets import read_table
+    from mlsecops_provider.core.validation.gate import load_suite
+    from mlsecops_provider.core.validation.sharded import validate_shard
+
+    checked = load_suite(suite)  # GX import and suite build: paid once per task, as in Airflow
+    started = time.perf_counter()
+    frame, _ = read_table(shard["uri"], shard["sha256"])
+    ref_frame, ref = read_table(reference)
+    partial = validate_shard(frame, shard, checked, ref_frame, validation_config(),
+                             reference_sha256=ref.sha256, run={"run_id": "bench"})  # fmt: skip
+    seconds = time.perf_counter() - started
+    return {"rows": shard["rows"], "seconds": seconds, "rss_mib": _rss_mib(), "partial": partial}
+
+
+def run_validation(tmp: Path, rows: int, shard_rows: int, workers: int) -> dict[str, Any]:
+    from mlsecops_provider.core.shards.split import split_dataset
+    from mlsecops_provider.core.validation.sharded import merge_partials
+
+    data, ref = tmp / f"batch-{rows}.parquet", tmp / "reference.parquet"
+    columns = write_table(data, rows, 11, bv.make_frame)
+    if not ref.exists():
+        write_table(ref, 200_000, 7, bv.make_frame)
+    suite = bv.bench_suite(columns)
+    out: dict[str, Any] = {}
+    for label, size in (("1 shard", rows), (f"{-(-rows // shard_rows)} shards", shard_rows)):
+        started = time.perf_counter()
+        shards = split_dataset(data.as_uri(), None, (tmp / f"shards-{rows}-{size}").as_uri(),
+                               shard_rows=size)  # fmt: skip
+        split = time.perf_counter() - started
+        with ProcessPoolExecutor(workers, max_tasks_per_child=1) as pool:
+            tasks = [pool.submit(validate_task, s.to_dict(), suite, ref.as_uri()) for s in shards]
+            done = [t.result() for t in tasks]
+        merge_started = time.perf_counter()
+        result, _ = merge_partials([d["partial"] for d in done], suite, validation_config(),
+                                   run={"run_id": "bench"}, reference_sha256=done[0]["partial"]
+                                   ["reference_sha256"])  # fmt: skip
+        merge = time.perf_counter() - merge_started
+        out[label] = summarise(rows, done, time.perf_counter() - started, split, merge)
+        out[label]["verdict"] = result.verdict.value
+    return out
+
+
+def summarise(
+    rows: int, done: list[dict[str, Any]], wall: float, split: float, merge: float
+) -> dict[str, Any]:
+    rates = [d["rows"] / d["seconds"] for d in done]
+    return {
+        "tasks": len(done),
+        "rows_per_s_task": statistics.fmean(rates),
+        "spread": (max(rates) - min(rates)) / statistics.fmean(rates) if len(rates) > 1 else 0.0,
+        "rows_per_s_overall": rows / wall,
+        "wall": wall,
+        "split": split,
+        "merge": merge,
+        "slowest_task": max(d["seconds"] for d in done),
+        "peak_rss_mib": max(d["rss_mib"] for d in done),
+    }
+
+
+def print_table(gate: str, results: dict[int, dict[str, Any]], workers: int) -> None:
+    print(f"\n{gate}: rows/s per shard task, overall (wall, split and merge included), "
+          "peak RSS per task")  # fmt: skip
+    print(f"{'rows':>11} {'layout':>10} {'tasks':>5} {'rows/s/task':>12} {'spread':>7} "
+          f"{'overall':>10} {'wall s':>7} {'merge s':>7} {'peak MiB':>9} verdict")  # fmt: skip
+    for rows, layouts in results.items():
+        for label, r in layouts.items():
+            print(f"{rows:>11,} {label:>10} {r['tasks']:>5} {r['rows_per_s_task']:>12,.0f} "
+                  f"{r['spread']:>6.0%} {r['rows_per_s_overall']:>10,.0f} {r['wall']:>7.1f} "
+                  f"{r['merge']:>7.2f} {r['peak_rss_mib']:>9,.0f} "
+                  f"{r.get('verdict', '')}")  # fmt: skip
+    sharded = [r for layouts in results.values() for k, r in layouts.items() if k != "1 shard"]
+    if sharded:
+        rates = [r["rows_per_s_task"] for r in sharded]
+        drift = (max(rates) - min(rates)) / statistics.fmean(rates)
+        rate = statistics.fmean(rates)
+        print(
+            f"rows/s per shard task across sizes: {min(rates):,.0f} .. {max(rates):,.0f} "
+            f"({drift:.0%} apart; linear within 15%: {'yes' if drift <= 0.15 else 'NO'})"
+        )
+        for k in (workers, 8, 32):
+            hours = 100e6 / rate / k / 3600
+            print(f"projection: 100M rows on {k} workers ~ {hours:.2f} h of shard tasks")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="1000000,4000000")
+    parser.add_argument("--shard-rows", type=int, default=500_000)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    before = os.getloadavg()
+    print(f"cores {os.cpu_count()}, workers {args.workers}; load average before "
+          + ", ".join(f"{x:.2f}" for x in before))  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bench-sharded-") as work:
+        tmp = Path(work)
+        validation = {
+            rows: run_validation(tmp, rows, args.shard_rows, args.workers)
+            for rows in map(int, args.rows.split(","))
+        }
+    print_table("validation", validation, args.workers)
+    print(json.dumps({"load_after": os.getloadavg()}))
+
+
+if __name__ == "__main__":
+    main()
