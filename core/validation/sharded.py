@@ -84,7 +84,8 @@ def validate_shard(
         "quarantine": bool(quarantine),
     }
     if ref.count == 1:
-        return {**head, "mode": "whole", **_whole(frame, checked, reference, config, screens)}
+        whole = _whole(frame, checked, reference, config, screens)
+        return {**head, "mode": "whole", "columns": [str(c) for c in frame.columns], **whole}
     if len(frame) != ref.rows:
         raise DataError(f"{ref.label}: {len(frame)} rows read, the shard says {ref.rows}")
     key = digest_key(ref.source_sha256)

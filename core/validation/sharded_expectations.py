@@ -260,7 +260,9 @@ def _gx_item(config: Any, metrics: Mapping[str, Any]) -> dict[str, Any]:
     from great_expectations.core import ExpectationValidationResult
 
     expectation = config.to_domain_obj()
-    raw = expectation._validate(metrics, runtime_configuration={"result_format": "BASIC"})
+    raw = expectation._validate(
+        metrics, runtime_configuration={"result_format": {"result_format": "BASIC"}}
+    )
     result = ExpectationValidationResult(
         success=bool(raw.get("success")), expectation_config=config, result=raw.get("result", {})
     )
