@@ -280,9 +280,11 @@ class ShardDone:
     output: dict[str, Any] | None  # {uri, sha256, rows, columns}; None: residual, nothing written
     rows: int
     residual_rows: int
+    plan: dict[str, str] = field(default_factory=dict)  # {uri, sha256} of the plan used
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "plan": dict(self.plan),
             "shard": self.shard.to_dict(),
             "partial": {"uri": self.partial_uri, "sha256": self.partial_sha256},
             "output": self.output,
@@ -300,6 +302,7 @@ def deidentify_shard(
     output_uri: str,
     partial_uri: str,
     factory: S3ClientFactory | None = None,
+    plan_uri: str = "",
 ) -> ShardDone:
     """Transform and verify one shard with the plan; write its output (if no residual PII
     above the policy's max) and its partial. A finished shard is not done again."""
@@ -307,7 +310,7 @@ def deidentify_shard(
     deny = plan.check(key, deidentifier.config)
     if deidentifier.engine.tool_versions() != plan.data["tool_versions"]:
         raise ConfigError(f"{shard.label}: Presidio/spaCy versions differ from the plan's")
-    done = _finished(plan_sha256, shard, partial_uri, factory)
+    done = _finished(plan_sha256, shard, partial_uri, factory, plan_uri)
     if done is not None:
         log.info("%s: already done (output sha256 %s); kept", shard.label,
                  (done.output or {}).get("sha256", "-")[:12])  # fmt: skip
@@ -342,8 +345,11 @@ def deidentify_shard(
                           "columns": list(sink.columns)}  # fmt: skip
     partial = _partial(plan_sha256, shard, output_ref, totals, scanner.ner_calls, blocks)
     digest = write_json(partial, partial_uri, factory)
-    done = ShardDone(shard, partial_uri, digest, output_ref, totals.rows, partial["residual_rows"])
-    log.info("%s: %s rows, %s residual%s", shard.label, f"{totals.rows:,}",
+    used = {"uri": plan_uri, "sha256": plan_sha256}
+    done = ShardDone(
+        shard, partial_uri, digest, output_ref, totals.rows, partial["residual_rows"], used
+    )
+    log.debug("%s: %s rows, %s residual%s", shard.label, f"{totals.rows:,}",
              f"{done.residual_rows:,}", " - no output written" if blocks else "")  # fmt: skip
     return done
 
@@ -383,7 +389,11 @@ def _partial(
 
 
 def _finished(
-    plan_sha256: str, shard: ShardRef, partial_uri: str, factory: S3ClientFactory | None
+    plan_sha256: str,
+    shard: ShardRef,
+    partial_uri: str,
+    factory: S3ClientFactory | None,
+    plan_uri: str,
 ) -> ShardDone | None:
     """The result of an earlier run of this shard task, if its files are all intact."""
     storage = storage_for(partial_uri, factory)
@@ -401,5 +411,6 @@ def _finished(
         return None
     if not same:
         return None
-    return ShardDone(shard, partial_uri, sha256_bytes(payload), output, int(data["rows"]),
-                     int(data["residual_rows"]))  # fmt: skip
+    used = {"uri": plan_uri, "sha256": plan_sha256}
+    rows, residual_rows = int(data["rows"]), int(data["residual_rows"])
+    return ShardDone(shard, partial_uri, sha256_bytes(payload), output, rows, residual_rows, used)
