@@ -25,6 +25,9 @@ class ServingConfig:
     :param burst: requests a client may send at once before the rate applies.
     :param shadow_sample_rate: share of requests mirrored to the shadow (0..1).
     :param shadow_queue_size: mirrored requests waiting for the shadow; more are dropped.
+    :param shadow_batch_max: mirrored requests the shadow scores in one batch (one message
+        to its process, two predictions: the first request alone and timed, the rest together).
+    :param shadow_batch_wait_s: how long the shadow's worker waits for more requests to batch.
     :param shadow_process: run the shadow in a child process at the lowest CPU priority
         (else on a thread of the server, sharing its interpreter).
     :param predict_workers: threads that run champion and fallback predictions.
@@ -46,6 +49,8 @@ class ServingConfig:
     burst: int = 200
     shadow_sample_rate: float = 1.0
     shadow_queue_size: int = 1000
+    shadow_batch_max: int = 64
+    shadow_batch_wait_s: float = 0.05
     shadow_process: bool = True
     predict_workers: int = 4
     log_batch_rows: int = 500
@@ -67,6 +72,7 @@ class ServingConfig:
             "rate_per_second": self.rate_per_second,
             "burst": self.burst,
             "shadow_queue_size": self.shadow_queue_size,
+            "shadow_batch_max": self.shadow_batch_max,
             "predict_workers": self.predict_workers,
             "log_batch_rows": self.log_batch_rows,
             "log_flush_seconds": self.log_flush_seconds,
@@ -77,3 +83,5 @@ class ServingConfig:
             raise ValueError(f"{', '.join(bad)} must be positive")
         if self.profile_margin < 0:
             raise ValueError("profile_margin must not be negative")
+        if not 0.0 <= self.shadow_batch_wait_s <= 5.0:
+            raise ValueError("shadow_batch_wait_s must be between 0 and 5 seconds")

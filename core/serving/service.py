@@ -76,6 +76,8 @@ class ServingService:
             queue_size=self.config.shadow_queue_size,
             seed=seed,
             runner=shadow_runner,
+            batch_max=self.config.shadow_batch_max,
+            batch_wait_s=self.config.shadow_batch_wait_s,
         )
         self._started = False
 

@@ -118,7 +118,8 @@ def test_a_crashing_or_slow_shadow_changes_nothing_for_clients(
     from fastapi.testclient import TestClient
 
     make = (lambda m: CrashingModel(m)) if fake == "crash" else (lambda m: SlowModel(m, 0.5))
-    config = ServingConfig(shadow_queue_size=2, log_flush_seconds=0.2)
+    # at most 2 + 2 requests wait (batch in progress + queue): the rest must be dropped
+    config = ServingConfig(shadow_queue_size=2, shadow_batch_max=2, log_flush_seconds=0.2)
     service = make_service(models, tmp_path, shadow=wrapped(models["shadow"], make), config=config)
     rows = request_rows(4)
     expected = champion_body(models, rows)
@@ -283,4 +284,5 @@ def test_shadow_in_its_own_process_scores_and_a_killed_one_changes_nothing(
     assert statuses == ["ok", "ok", "ok", "error"]
     scored = frame[frame["shadow_status"] == "ok"]
     assert (scored["shadow_prediction"] == scored["champion_prediction"]).all()
-    assert scored["shadow_cpu_ms"].notna().all()
+    # the first request of each batch is predicted alone and timed; the others carry no CPU time
+    assert scored["shadow_cpu_ms"].notna().any()
