@@ -29,9 +29,7 @@ import os
 import stat
 import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
 from urllib.parse import unquote, urlparse
 
 from mlsecops_provider.core.errors import ConfigError, DataError, StorageError
@@ -105,10 +103,13 @@ def _hash_read(fd: int, offset: int, digest: hashlib._Hash) -> None:
 # ---------------------------------------------------------------------------- paths
 
 
-class _Entry(NamedTuple):
-    rel: str  # POSIX path relative to the root (the manifest key)
-    source: str  # what to open: the file itself, or the target of a symlink
-    size: int
+class _Entry:
+    __slots__ = ("rel", "source", "size")
+
+    def __init__(self, rel: str, source: str, size: int) -> None:
+        self.rel = rel  # POSIX path relative to the root (the manifest key)
+        self.source = source  # what to open: the file itself, or the target of a symlink
+        self.size = size
 
 
 def _as_path(path: str | os.PathLike[str]) -> Path:
@@ -175,9 +176,31 @@ def _hash_entries(entries: list[_Entry], workers: int | None) -> dict[str, str]:
     workers = min(workers or os.cpu_count() or 1, max(len(ordered), 1))
     if workers <= 1:
         return {e.rel: sha256_file(e.source) for e in ordered}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sha256") as pool:
-        digests = pool.map(lambda e: sha256_file(e.source), ordered)
-        return {e.rel: d for e, d in zip(ordered, digests, strict=True)}
+    # plain threads taking the next file, not concurrent.futures (start-up time)
+    digests: dict[str, str] = {}
+    failed: list[BaseException] = []
+    pending = iter(ordered)
+    lock = threading.Lock()
+
+    def work() -> None:
+        while not failed:
+            with lock:
+                entry = next(pending, None)
+            if entry is None:
+                return
+            try:
+                digests[entry.rel] = sha256_file(entry.source)
+            except BaseException as err:  # raised in the caller's thread below
+                failed.append(err)
+
+    threads = [threading.Thread(target=work, name=f"sha256-{i}") for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failed:
+        raise failed[0]
+    return digests
 
 
 def hash_path(

@@ -19,9 +19,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from mlsecops_provider.core.errors import DataError
+
+TYPE_CHECKING = False  # typing is not imported at start-up (see core/cli/contract.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 MANIFEST_SCHEMA = "mlsecops.manifest/v1"
 DEFAULT_IGNORE = (".git", ".gitattributes", ".github", ".gitignore")  # as model-signing

@@ -21,11 +21,13 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.errors import ConfigError
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:
+    from typing import Any
+
     from mlsecops_provider.core.evidence import Verdict
     from mlsecops_provider.core.policy import Policy
 

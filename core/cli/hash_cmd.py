@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
 
 from mlsecops_provider.core.cli.contract import EXIT_FAIL, EXIT_PASS, positive_int
 from mlsecops_provider.core.hashing import compare, hash_path
 from mlsecops_provider.core.manifest import Manifest
+
+TYPE_CHECKING = False  # typing is not imported at start-up (see contract.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

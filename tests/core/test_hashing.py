@@ -231,3 +231,20 @@ def test_cli_hash_and_verify_exit_codes(tmp_path: Path, cli, capsys) -> None:
     (tmp_path / "bad.json").write_text("{}")
     assert cli(["verify", str(model), "--manifest", str(tmp_path / "bad.json")]).code == 2
     assert cli(["verify", str(model)]).code == 2  # --manifest is required
+
+
+def test_a_read_error_in_a_worker_thread_is_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file failing in one of the hashing threads fails the whole hash (no partial manifest)."""
+    model = make_model(tmp_path / "model")
+    real = hashing.sha256_file
+
+    def failing(path: str) -> str:
+        if path.endswith("a-c"):
+            raise StorageError(f"{path}: cannot read (Input/output error)")
+        return real(path)
+
+    monkeypatch.setattr(hashing, "sha256_file", failing)
+    with pytest.raises(StorageError, match="a-c: cannot read"):
+        hash_path(model, workers=3)
