@@ -246,3 +246,28 @@ def test_partials_hold_no_raw_pii_and_are_deterministic(
     for column in ("email", "full_name", "ssn", "phone", "customer_id", "street_address"):
         for value in frame[column].astype(str).head(50):
             assert value not in text, column
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"min_value": 6},
+        {"min_value": 6, "strict_min": True},
+        {"max_value": 5.9},
+        {"min_value": 5, "max_value": 7},
+        {"max_value": 6, "strict_max": True},
+    ],
+)
+@pytest.mark.parametrize("rows", [12, 13])
+def test_median_verdict_is_exact_between_two_middle_values(
+    tmp_path: Path, kwargs: dict[str, Any], rows: int
+) -> None:
+    values = [1, 9, 2, 5, 30, 7, 3, 8, 4, 11, 12, 40, 6.5][:rows]  # 12 rows: median (5+7)/2
+    frame = pd.DataFrame({"x": [float(v) for v in values]})
+    data = write_table(frame, (tmp_path / "m.parquet").as_uri())
+    expectation = {"type": MEDIAN, "kwargs": {"column": "x", **kwargs}}
+    suite = g.parse_suite(_suite(expectation))
+    config = g.ValidationConfig(screens=PoisoningConfig(enabled=False), render_html=False)
+    single = g.validate_dataset(frame, suite, None, config)
+    result, _, _ = _sharded(data.uri, data.sha256, tmp_path, 3, suite, None, config)
+    assert result.verdict is single[0].verdict
