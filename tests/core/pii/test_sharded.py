@@ -77,6 +77,19 @@ def single(deid: Deidentifier, source: Path, target: Path) -> tuple[Any, bool]:
 
 
 def sharded(deid: Deidentifier, source: Path, work: Path, count: int) -> Merged:
+    plan, digest, parts = run_shards(deid, source, work, count)
+    return merge(deid, plan, digest, parts, work, source.suffix[1:])
+
+
+def merge(deid: Deidentifier, plan: Any, digest: str, parts: list, work: Path, fmt: str) -> Merged:
+    target = (work / f"deidentified.{fmt}").as_uri()
+    return merge_shards(deid.config, plan, digest, json.loads(json.dumps(parts)), KEY, target)
+
+
+def run_shards(
+    deid: Deidentifier, source: Path, work: Path, count: int
+) -> tuple[Any, str, list[dict[str, Any]]]:
+    """Split, plan and every shard task (the merge's inputs)."""
     shards = split_dataset(
         source.as_uri(), None, (work / "shards").as_uri(), shard_count=count, align=CHUNK
     )
@@ -90,8 +103,7 @@ def sharded(deid: Deidentifier, source: Path, work: Path, count: int) -> Merged:
                                 (work / "out" / name).as_uri(),
                                 (work / "partials" / f"{name}.json").as_uri())  # fmt: skip
         parts.append(done.to_dict())
-    target = (work / f"deidentified.{source.suffix[1:]}").as_uri()
-    return merge_shards(deid.config, plan, digest, json.loads(json.dumps(parts)), KEY, target)
+    return plan, digest, parts
 
 
 def comparable(metrics: dict[str, Any]) -> dict[str, Any]:
