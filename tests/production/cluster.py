@@ -39,8 +39,10 @@ def airflow_environment(
     database_url: str,
     api_port: int,
     settings: Mapping[str, str],
+    executor: str = "LocalExecutor",
 ) -> dict[str, str]:
-    """The deployment-wide configuration every Airflow component gets."""
+    """The deployment-wide configuration every Airflow component gets (``settings`` last:
+    they may override any of it, e.g. the DAGs folder)."""
     from cryptography.fernet import Fernet
 
     passwords = work / "simple_auth_manager_passwords.json"
@@ -48,7 +50,7 @@ def airflow_environment(
     api = f"http://{HOST}:{api_port}"
     return {
         **clean_environment(),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTOR": executor,
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
@@ -175,15 +177,18 @@ class Airflow:
         return json.loads(value) if isinstance(value, str) else value
 
     def run_report(self, dag_id: str, run_id: str) -> str:
-        """Task states, task logs (from the scheduler's disk) and the server logs."""
+        """Task states, task logs (from the disk of the component that ran each task: the
+        scheduler with LocalExecutor, a worker with CeleryExecutor) and the server logs."""
         parts = []
         try:
             parts.append(f"task states: {self.task_states(dag_id, run_id)}")
         except (ServerError, requests.RequestException) as err:
             parts.append(f"task states unavailable: {err}")
-        logs = self.home("scheduler", "airflow-home") / "logs"
-        for log in sorted(logs.rglob("*.log")) if logs.is_dir() else []:
-            parts.append(f"--- task log {log.relative_to(logs)}\n{tail(log, 80)}")
+        for component in sorted(p.name for p in self.work.iterdir() if p.is_dir()):
+            logs = self.home(component, "airflow-home") / "logs"
+            for log in sorted(logs.rglob("*.log")) if logs.is_dir() else []:
+                name = f"{component}: {log.relative_to(logs)}"
+                parts.append(f"--- task log {name}\n{tail(log, 80)}")
         parts.append(self.procs.report(60))
         return "\n".join(parts)
 

@@ -131,6 +131,18 @@ class Processes:
             except subprocess.CalledProcessError as err:
                 raise ServerError(f"{name}: exit code {err.returncode}\n{tail(log)}") from err
 
+    def stop(self, proc: Proc, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
+        """Stop one server on purpose (a fault test): ``sig`` to its process group, SIGKILL
+        after ``grace`` seconds; it is no longer watched (its log stays in the report)."""
+        proc.send(sig)
+        if not proc.wait(grace):
+            proc.send(signal.SIGKILL)
+            proc.wait(10.0)
+        with proc.log.open("a") as out:
+            out.write(f"\n[test harness] stopped on purpose with signal {sig}\n")
+        if proc in self.procs:
+            self.procs.remove(proc)
+
     def on_stop(self, finalizer: Callable[[], None]) -> None:
         self.finalizers.append(finalizer)
 
@@ -326,3 +338,54 @@ def start_mlflow(
     argv += ["--workers", "1"]
     proc = procs.start("mlflow", argv, env)
     return f"http://{HOST}:{port}", proc
+
+
+REDIS_SERVER = Path("/usr/bin/redis-server")
+REDIS_MISSING = (
+    "Redis not found ({path}). The CeleryExecutor test uses Debian's redis-server as its "
+    "broker: `make test` installs it (`make redis`: apt-get install -y redis-server); run "
+    "`make test`, or install that package, then run this test again."
+)
+
+
+@dataclass
+class Redis:
+    """Our own ``redis-server`` on 127.0.0.1 (no persistence), restartable on its port."""
+
+    procs: Processes
+    base: Path
+    port: int
+    proc: Proc | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    def start(self) -> None:
+        if not REDIS_SERVER.is_file():
+            raise ServerError(REDIS_MISSING.format(path=REDIS_SERVER))
+        argv = [str(REDIS_SERVER), "--bind", HOST, "--port", str(self.port)]
+        argv += ["--save", "", "--appendonly", "no", "--dir", str(self.base)]
+        argv += ["--protected-mode", "yes", "--daemonize", "no"]
+        self.proc = self.procs.start("redis", argv, {"PATH": os.environ.get("PATH", "")})
+        self.procs.wait_for(f"Redis on port {self.port}", self.ping, 30)
+
+    def ping(self) -> bool:
+        with socket.create_connection((HOST, self.port), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+
+    def restart(self, down: float = 0.0) -> None:
+        """SIGTERM, ``down`` seconds without a broker, then a fresh (empty) server."""
+        if self.proc is not None:
+            self.procs.stop(self.proc)
+        time.sleep(down)
+        self.start()
+
+
+def start_redis(procs: Processes, base: Path) -> Redis:
+    """``redis-server`` on a free port with ``--save "" --appendonly no`` in ``base``."""
+    base.mkdir(parents=True, exist_ok=True)
+    server = Redis(procs, base, free_port())
+    server.start()
+    return server

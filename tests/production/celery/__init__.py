@@ -1,0 +1,1 @@
+"""Scale-out on Airflow's CeleryExecutor: Redis, two workers, faults."""
