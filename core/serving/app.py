@@ -22,8 +22,13 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from mlsecops_provider.core.serving.fastparse import FastFrames
 from mlsecops_provider.core.serving.limits import BearerToken, RateLimiter
-from mlsecops_provider.core.serving.protocol import RequestRejected, check_content_type, parse_body
+from mlsecops_provider.core.serving.protocol import (
+    RequestRejected,
+    check_content_type,
+    parse_request,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -69,6 +74,10 @@ class Guard:
         self.service = service
         self.bearer = BearerToken(token) if token else None
         self.limiter = RateLimiter(service.config.rate_per_second, service.config.burst)
+        champion = service.champion
+        self.fast = FastFrames(
+            champion.input_schema, getattr(champion.pyfunc, "loader_module", None)
+        )
 
     def client_key(self, request: Request) -> str:
         auth = request.headers.get("authorization")
@@ -76,8 +85,9 @@ class Guard:
             return "token:" + hashlib.sha256(auth.encode()).hexdigest()[:16]
         return "addr:" + (request.client.host if request.client else "?")
 
-    async def check(self, request: Request) -> tuple[Any, str]:
-        """The request as a DataFrame and its id; RequestRejected otherwise."""
+    async def check(self, request: Request) -> tuple[Any, str, bool]:
+        """The request as a DataFrame, its id, whether the frame is already schema-enforced
+        (:class:`FastFrames`); RequestRejected otherwise."""
         if self.bearer is not None and not self.bearer.allows(request.headers.get("authorization")):
             raise RequestRejected(401, "a valid bearer token is required", "unauthenticated")
         if not self.limiter.allow(self.client_key(request)):
@@ -85,9 +95,9 @@ class Guard:
         body = await read_limited(request, self.service.config.max_body_bytes)
         check_content_type(request.headers.get("content-type"))
         champion = self.service.champion
-        frame = parse_body(body, champion.input_schema, champion.columns)
+        frame, enforced = parse_request(body, champion.input_schema, champion.columns, self.fast)
         given = request.headers.get("x-request-id", "")
-        return frame, given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        return frame, given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex, enforced
 
 
 def refused(service: ServingService, err: RequestRejected) -> Response:
@@ -133,8 +143,8 @@ def create_app(service: ServingService, token: str | None = None) -> FastAPI:
     async def invocations(request: Request) -> Response:
         started = time.perf_counter()
         try:
-            frame, request_id = await guard.check(request)
-            answer = await service.answer(frame, request_id)
+            frame, request_id, enforced = await guard.check(request)
+            answer = await service.answer(frame, request_id, enforced)
         except RequestRejected as err:
             return refused(service, err)
         return answered(service, answer, request_id, started)

@@ -41,12 +41,8 @@ def check_content_type(content_type: str | None) -> None:
             raise RequestRejected(415, "only charset=utf-8 is supported", "content_type")
 
 
-def parse_body(body: bytes, input_schema: Any, columns: tuple[str, ...] | None) -> pd.DataFrame:
-    """A DataFrame from a scoring request; :class:`RequestRejected` (400/422) otherwise."""
-    import pandas as pd
-    from mlflow.exceptions import MlflowException
-    from mlflow.pyfunc.scoring_server import infer_and_parse_data
-
+def decode_body(body: bytes) -> tuple[str, Any]:
+    """The request's format key and its payload; :class:`RequestRejected` (400) otherwise."""
     try:
         decoded = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as err:  # RecursionError: nesting
@@ -56,11 +52,41 @@ def parse_body(body: bytes, input_schema: Any, columns: tuple[str, ...] | None) 
     keys = [k for k in decoded if k in FORMATS]
     if len(keys) != 1:
         raise RequestRejected(400, f"the body must have exactly one of {list(FORMATS)}")
+    return keys[0], decoded[keys[0]]
+
+
+def parse_request(
+    body: bytes, input_schema: Any, columns: tuple[str, ...] | None, fast: Any = None
+) -> tuple[pd.DataFrame, bool]:
+    """The request's DataFrame and whether it is already schema-enforced (``fast``, a
+    :class:`~mlsecops_provider.core.serving.fastparse.FastFrames`, built it)."""
+    key, payload = decode_body(body)
+    if fast is not None:
+        frame = fast.frame(key, payload)
+        if frame is not None:
+            return frame, True
+    return parse_payload(key, payload, input_schema, columns), False
+
+
+def parse_body(body: bytes, input_schema: Any, columns: tuple[str, ...] | None) -> pd.DataFrame:
+    """A DataFrame from a scoring request; :class:`RequestRejected` (400/422) otherwise."""
+    key, payload = decode_body(body)
+    return parse_payload(key, payload, input_schema, columns)
+
+
+def parse_payload(
+    key: str, payload: Any, input_schema: Any, columns: tuple[str, ...] | None
+) -> pd.DataFrame:
+    """MLflow's ``infer_and_parse_data`` on ``{key: payload}``, as a DataFrame."""
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc.scoring_server import infer_and_parse_data
+
     try:
-        data = infer_and_parse_data({keys[0]: decoded[keys[0]]}, input_schema)
+        data = infer_and_parse_data({key: payload}, input_schema)
     except (MlflowException, ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
         raise RequestRejected(
-            422, f"{keys[0]}: not a table of the model's inputs ({_kind(err)})", "schema"
+            422, f"{key}: not a table of the model's inputs ({_kind(err)})", "schema"
         ) from err
     if isinstance(data, dict):
         data = _frame_from_dict(data)

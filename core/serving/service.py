@@ -102,8 +102,14 @@ class ServingService:
 
     # ------------------------------------------------------------------ checks
 
-    def validate(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, Any, dict[str, list[Any]]]:
-        """Schema, types and size (RequestRejected); the frame and its out-of-profile mask."""
+    def validate(
+        self, frame: pd.DataFrame, enforced: bool = False
+    ) -> tuple[pd.DataFrame, Any, dict[str, list[Any]]]:
+        """Schema, types and size (RequestRejected); the frame and its out-of-profile mask.
+
+        ``enforced``: the frame is already what MLflow's schema enforcement returns
+        (:class:`~mlsecops_provider.core.serving.fastparse.FastFrames` built it).
+        """
         if len(frame) > self.config.max_rows:
             raise RequestRejected(
                 413, f"at most {self.config.max_rows} rows per request", "too_many_rows"
@@ -113,10 +119,12 @@ class ServingService:
             problem, check = self.profile.inspect(frame)
             if problem:
                 raise RequestRejected(422, problem, "schema")
-        flavor = getattr(self.champion.pyfunc, "loader_module", None)
-        enforced = enforce_schema(frame, self.champion.input_schema, flavor)
+        model_input = frame
+        if not enforced:
+            flavor = getattr(self.champion.pyfunc, "loader_module", None)
+            model_input = enforce_schema(frame, self.champion.input_schema, flavor)
         if check is None:
-            return enforced, None, {}
+            return model_input, None, {}
         for kind, count in check.violations.items():
             self.metrics.profile_violations.labels(kind).inc(count)
         out = check.out_of_profile
@@ -129,12 +137,12 @@ class ServingService:
                     f"{out} row(s) outside the champion's training profile ({kinds})",
                     "out_of_profile",
                 )
-        return enforced, check.rows_out if out else None, check.values
+        return model_input, check.rows_out if out else None, check.values
 
     # ------------------------------------------------------------------ answering
 
-    async def answer(self, frame: pd.DataFrame, request_id: str) -> Answer:
-        enforced, rows_out, checked = self.validate(frame)
+    async def answer(self, frame: pd.DataFrame, request_id: str, enforced: bool = False) -> Answer:
+        model_input, rows_out, checked = self.validate(frame, enforced)
         reason, champion_raw, error = "", None, ""
         champion_ms: tuple[float | None, float | None] = (None, None)
         if rows_out is not None and self.config.out_of_profile == "fallback":
@@ -142,7 +150,7 @@ class ServingService:
         else:
             try:
                 champion_raw, champion_ms = await self._run(
-                    self.champion, enforced, self._champion_pool
+                    self.champion, model_input, self._champion_pool
                 )
             except TimeoutError:
                 reason, error = "timeout", "timeout"
@@ -155,7 +163,7 @@ class ServingService:
                 raise RequestRejected(503, f"the champion failed ({reason})", "champion_failed")
         served, raw = self.champion, champion_raw
         if reason:
-            served, raw = await self._fall_back(reason, enforced)
+            served, raw = await self._fall_back(reason, model_input)
         body, values = answer_body(raw)
         if len(values) != len(frame):
             raise RequestRejected(
@@ -176,7 +184,7 @@ class ServingService:
             rows_out,
             checked,
         )
-        self.mirror.submit(enforced, rows)
+        self.mirror.submit(model_input, rows)
         return Answer(body, served.version, reason, len(frame))
 
     async def _fall_back(self, reason: str, frame: pd.DataFrame) -> tuple[ServedModel, Any]:
