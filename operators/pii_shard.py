@@ -79,10 +79,11 @@ class PIIDeidentifyShardOperator(MLSecOpsOperator):
         done = deidentify_shard(deidentifier, plan, plan_sha256, shard.to_dict(), key, output,
                                 partial, self.s3_factory, plan_uri)  # fmt: skip
         self.log.info(
-            "%s: %s rows, %s residual%s",
+            "%s: %s rows, %s residual%s%s",
             shard.label,
             f"{done.rows:,}",
             f"{done.residual_rows:,}",
             "" if done.output else " (residual PII above the maximum: no output written)",
+            " (already done: earlier output and partial kept)" if done.reused else "",
         )
         return done.to_dict()

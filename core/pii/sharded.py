@@ -281,6 +281,7 @@ class ShardDone:
     rows: int
     residual_rows: int
     plan: dict[str, str] = field(default_factory=dict)  # {uri, sha256} of the plan used
+    reused: bool = field(default=False, compare=False)  # an earlier run's files, kept
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -413,4 +414,5 @@ def _finished(
         return None
     used = {"uri": plan_uri, "sha256": plan_sha256}
     rows, residual_rows = int(data["rows"]), int(data["residual_rows"])
-    return ShardDone(shard, partial_uri, sha256_bytes(payload), output, rows, residual_rows, used)
+    digest = sha256_bytes(payload)
+    return ShardDone(shard, partial_uri, digest, output, rows, residual_rows, used, reused=True)
