@@ -9,7 +9,7 @@ from mlsecops_provider.core.data.datasets import DatasetRef
 from mlsecops_provider.core.errors import ConfigError, DataError
 from mlsecops_provider.core.pii.chunks import open_source
 from mlsecops_provider.core.pii.gate import GATE
-from mlsecops_provider.core.pii.sharded import read_plan
+from mlsecops_provider.core.pii.shard_plan import read_plan
 from mlsecops_provider.core.pii.sharded_merge import merge_shards
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.tracking.lineage import LineageRecorder

@@ -8,7 +8,8 @@ from typing import Any
 
 from mlsecops_provider.core.errors import ConfigError
 from mlsecops_provider.core.pii.gate import GATE, Deidentifier, PIIConfig
-from mlsecops_provider.core.pii.sharded import check_key, plan_shards
+from mlsecops_provider.core.pii.shard_plan import check_key
+from mlsecops_provider.core.pii.sharded import plan_shards
 from mlsecops_provider.core.policy import Policy
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.operators._runtime import bad_input_fails_task, run_key

@@ -7,7 +7,8 @@ from typing import Any
 
 from mlsecops_provider.core.errors import ConfigError
 from mlsecops_provider.core.pii.gate import GATE, Deidentifier
-from mlsecops_provider.core.pii.sharded import deidentify_shard, read_plan
+from mlsecops_provider.core.pii.shard_plan import read_plan
+from mlsecops_provider.core.pii.sharded import deidentify_shard
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.shards.split import ShardRef
 from mlsecops_provider.operators._runtime import bad_input_fails_task, run_key

@@ -31,117 +31,30 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mlsecops_provider.core.errors import ConfigError, DataError, DigestMismatchError, MLSecOpsError
+from mlsecops_provider.core.errors import ConfigError, DataError, MLSecOpsError
 from mlsecops_provider.core.pii.chunks import Chunk, ChunkSink, open_source
 from mlsecops_provider.core.pii.gate import Deidentifier, PIIConfig, config_summary
 from mlsecops_provider.core.pii.names import DenyDigests, DenySet, digest_key, keyed_digest
-from mlsecops_provider.core.pii.plan import ColumnPlan
+from mlsecops_provider.core.pii.shard_plan import (
+    KEY_CHECK,
+    PARTIAL_SCHEMA,
+    PLAN_SCHEMA,
+    ShardPlan,
+    canonical,
+    check_key,
+    write_json,
+)
 from mlsecops_provider.core.pii.stream import STEPS, Head, Totals, deny_set, plan_head
 from mlsecops_provider.core.pii.stream import transform_chunk as _transform_chunk
-from mlsecops_provider.core.pii.transform import MIN_KEY_BYTES
 from mlsecops_provider.core.shards.split import ShardRef, check_cover
-from mlsecops_provider.core.storage import S3ClientFactory, read_verified, sha256_bytes, storage_for
+from mlsecops_provider.core.storage import S3ClientFactory, sha256_bytes, storage_for
 
 log = logging.getLogger(__name__)
-
-PLAN_SCHEMA = "mlsecops.pii-plan/v1"
-PARTIAL_SCHEMA = "mlsecops.pii-partial/v1"
-KEY_CHECK = "key-check"
-
-
-def canonical(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-
-
-def check_key(key: bytes | None) -> bytes:
-    if not key or len(key) < MIN_KEY_BYTES:
-        raise ConfigError(
-            "sharded de-identification needs the pseudonymisation key (>= "
-            f"{MIN_KEY_BYTES} bytes, key_env or key_conn_id): the deny list crosses tasks "
-            "only as digests keyed with it"
-        )
-    return key
-
-
-@dataclass(frozen=True)
-class ShardPlan:
-    """The plan every shard task uses (a JSON file, addressed by its digest)."""
-
-    data: dict[str, Any] = field(repr=False)
-
-    @property
-    def chunk_rows(self) -> int:
-        return int(self.data["chunk_rows"])
-
-    @property
-    def plans(self) -> list[ColumnPlan]:
-        return [ColumnPlan(**p) for p in self.data["plans"]]
-
-    @property
-    def columns(self) -> list[str]:
-        return list(self.data["columns"])
-
-    def check(self, key: bytes, config: PIIConfig) -> DenyDigests | None:
-        """The deny list, once the key and the policy are those the plan was made with."""
-        derived = digest_key(check_key(key))
-        if keyed_digest(derived, "k", KEY_CHECK) != self.data["key_check"]:
-            raise ConfigError(
-                "the pseudonymisation key differs from the one the plan was made with"
-            )
-        if canonical(config_summary(config)) != canonical(self.data["policy"]):
-            raise ConfigError("the PII policy differs from the one the plan was made with")
-        deny = self.data.get("deny")
-        if deny is None:
-            return None
-        return DenyDigests(derived, frozenset(deny["words"]), frozenset(deny["values"]))
-
-    def shard(self, data: Any) -> ShardRef:
-        """``data`` as a shard reference, if it is one of the planned shards."""
-        shard = ShardRef.from_dict(data)
-        planned = self.data["shards"]
-        if shard.count != len(planned) or shard.source_sha256 != self.data["source_sha256"]:
-            raise DataError(f"{shard.label} is not a shard of the planned input")
-        expected = planned[shard.index]
-        if (shard.sha256, shard.offset, shard.rows) != (
-            expected["sha256"],
-            expected["offset"],
-            expected["rows"],
-        ):
-            raise DigestMismatchError(shard.uri, expected["sha256"], shard.sha256)
-        return shard
-
-    def sources(self, key: bytes, names: Sequence[str]) -> dict[str, str]:
-        """Safe name -> input name, if the input's names are those planned (by digest)."""
-        derived = digest_key(key)
-        if [keyed_digest(derived, "c", str(n)) for n in names] != self.data["column_digests"]:
-            raise DataError("the shard's columns differ from the planned input's")
-        return dict(zip(self.columns, map(str, names), strict=True))
-
-
-def write_json(data: Mapping[str, Any], uri: str, factory: S3ClientFactory | None) -> str:
-    payload = canonical(data)
-    storage_for(uri, factory).write_bytes(uri, payload, "application/json")
-    return sha256_bytes(payload)
-
-
-def read_json(uri: str, sha256: str, schema: str, factory: S3ClientFactory | None) -> dict:
-    payload = read_verified(storage_for(uri, factory), uri, sha256)
-    try:
-        data = json.loads(payload)
-    except ValueError as err:
-        raise DataError(f"{uri}: not JSON") from err
-    if not isinstance(data, dict) or data.get("schema") != schema:
-        raise DataError(f"{uri}: not a {schema} document")
-    return data
-
-
-def read_plan(uri: str, sha256: str, factory: S3ClientFactory | None = None) -> ShardPlan:
-    return ShardPlan(read_json(uri, sha256, PLAN_SCHEMA, factory))
 
 
 def plan_shards(
@@ -178,15 +91,38 @@ def plan_shards(
     if config.link_row_values:
         digests = DenyDigests.build(key, table.words, table.values)
         deny = {"words": sorted(digests.words), "values": sorted(digests.values)}
-    data = {
+    data = _plan_document(deidentifier, ordered, head, seed, derived, deny)
+    data["ner_texts"] = scanner.ner_calls
+    data["seconds_detect"] = round(time.perf_counter() - start, 3)
+    if not data["aligned"]:
+        log.warning("shards do not start at multiples of chunk_rows: the output may differ "
+                    "from the single-task path's in chunk-dependent details")  # fmt: skip
+    digest = write_json(data, target_uri, factory)
+    log.info("PII plan for %d shard(s): %s (sha256 %s)", len(ordered), target_uri, digest[:12])
+    return ShardPlan(data), digest
+
+
+def _planned(ordered: Sequence[ShardRef]) -> list[dict[str, Any]]:
+    return [{"index": s.index, "sha256": s.sha256, "offset": s.offset, "rows": s.rows}
+            for s in ordered]  # fmt: skip
+
+
+def _plan_document(
+    deidentifier: Deidentifier,
+    ordered: list[ShardRef],
+    head: Head,
+    seed: int,
+    derived: bytes,
+    deny: dict[str, list[str]] | None,
+) -> dict[str, Any]:
+    """The plan as JSON: strategies, seed, safe names, digests; no value of the data."""
+    config = deidentifier.config
+    return {
         "schema": PLAN_SCHEMA,
         "source_uri": ordered[0].source_uri,
         "source_sha256": ordered[0].source_sha256,
         "format": ordered[0].format,
-        "shards": [
-            {"index": s.index, "sha256": s.sha256, "offset": s.offset, "rows": s.rows}
-            for s in ordered
-        ],  # fmt: skip
+        "shards": _planned(ordered),
         "chunk_rows": config.chunk_rows,
         "aligned": all(s.offset % config.chunk_rows == 0 for s in ordered),
         "policy": config_summary(config),
@@ -198,15 +134,7 @@ def plan_shards(
         "deny": deny,
         "key_check": keyed_digest(derived, "k", KEY_CHECK),
         "tool_versions": deidentifier.engine.tool_versions(),
-        "ner_texts": scanner.ner_calls,
-        "seconds_detect": round(time.perf_counter() - start, 3),
     }
-    if not data["aligned"]:
-        log.warning("shards do not start at multiples of chunk_rows: the output may differ "
-                    "from the single-task path's in chunk-dependent details")  # fmt: skip
-    digest = write_json(data, target_uri, factory)
-    log.info("PII plan for %d shard(s): %s (sha256 %s)", len(ordered), target_uri, digest[:12])
-    return ShardPlan(data), digest
 
 
 def _existing_plan(
@@ -224,11 +152,7 @@ def _existing_plan(
         plan = ShardPlan(json.loads(payload))
         same = (
             plan.data["schema"] == PLAN_SCHEMA
-            and plan.data["shards"]
-            == [
-                {"index": s.index, "sha256": s.sha256, "offset": s.offset, "rows": s.rows}
-                for s in ordered
-            ]  # fmt: skip
+            and plan.data["shards"] == _planned(ordered)
             and plan.data["source_sha256"] == ordered[0].source_sha256
             and canonical(plan.data["policy"]) == canonical(config_summary(config))
             and plan.data["key_check"] == keyed_digest(derived, "k", KEY_CHECK)
@@ -320,6 +244,28 @@ def deidentify_shard(
     base = scanner.names.scoped()
     base.table = deny
     totals = Totals()
+    output_ref, blocks = _run_shard(deidentifier, plan, shard, key, scanner, base, totals,
+                                    output_uri, factory)  # fmt: skip
+    partial = _partial(plan_sha256, shard, output_ref, totals, scanner.ner_calls, blocks)
+    digest = write_json(partial, partial_uri, factory)
+    used = {"uri": plan_uri, "sha256": plan_sha256}
+    return ShardDone(
+        shard, partial_uri, digest, output_ref, totals.rows, partial["residual_rows"], used
+    )
+
+
+def _run_shard(
+    deidentifier: Deidentifier,
+    plan: ShardPlan,
+    shard: ShardRef,
+    key: bytes,
+    scanner: Any,
+    base: Any,
+    totals: Totals,
+    output_uri: str,
+    factory: S3ClientFactory | None,
+) -> tuple[dict[str, Any] | None, bool]:
+    """The shard's chunks into a sink, published only without residual above the max."""
     with ExitStack() as stack:
         source = stack.enter_context(open_source(shard.uri, shard.sha256, factory, plan.chunk_rows))
         sink = stack.enter_context(ChunkSink(output_uri, shard.format, factory))
@@ -336,23 +282,12 @@ def deidentify_shard(
         sink.close()
         if totals.rows != shard.rows:
             raise DataError(f"{shard.label}: {totals.rows} rows read, {shard.rows} expected")
-        residual = totals.ordered()
-        worst = max((r["rate"] for r in residual.values()), default=0.0)
-        blocks = worst > deidentifier.config.max_residual_rate
-        output_ref = None
-        if not blocks:
-            sink.publish()
-            output_ref = {"uri": output_uri, "sha256": sink.sha256, "rows": sink.rows,
-                          "columns": list(sink.columns)}  # fmt: skip
-    partial = _partial(plan_sha256, shard, output_ref, totals, scanner.ner_calls, blocks)
-    digest = write_json(partial, partial_uri, factory)
-    used = {"uri": plan_uri, "sha256": plan_sha256}
-    done = ShardDone(
-        shard, partial_uri, digest, output_ref, totals.rows, partial["residual_rows"], used
-    )
-    log.debug("%s: %s rows, %s residual%s", shard.label, f"{totals.rows:,}",
-             f"{done.residual_rows:,}", " - no output written" if blocks else "")  # fmt: skip
-    return done
+        worst = max((r["rate"] for r in totals.ordered().values()), default=0.0)
+        if worst > deidentifier.config.max_residual_rate:
+            return None, True
+        sink.publish()
+        return {"uri": output_uri, "sha256": sink.sha256, "rows": sink.rows,
+                "columns": list(sink.columns)}, False  # fmt: skip
 
 
 def _with_head(chunks: Iterator[Chunk], plan: ShardPlan, key: bytes) -> Iterator[tuple]:

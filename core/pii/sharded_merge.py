@@ -35,7 +35,7 @@ from mlsecops_provider.core.pii.chunks import ChunkSink, open_source
 from mlsecops_provider.core.pii.gate import GATE, Deidentifier, PIIConfig
 from mlsecops_provider.core.pii.names import NameRules
 from mlsecops_provider.core.pii.plan import digit_types, is_numeric
-from mlsecops_provider.core.pii.sharded import PARTIAL_SCHEMA, ShardPlan, read_json
+from mlsecops_provider.core.pii.shard_plan import PARTIAL_SCHEMA, ShardPlan, read_json
 from mlsecops_provider.core.pii.stream import STEPS, Totals
 from mlsecops_provider.core.pii.text import TextScanner
 from mlsecops_provider.core.pii.verify import _text_types
@@ -301,15 +301,7 @@ def _result(
     """The single path's report over the added-up partials."""
     import pandas as pd
 
-    totals = Totals()
-    for part in ordered:
-        partial = part.partial
-        totals.add({c: Counter(n) for c, n in partial["counts"].items()}, partial["residual"], 0)
-        totals.rows += partial["rows"]
-        totals.chunks += partial["chunks"]
-        for step in STEPS:
-            totals.seconds[step] += partial["seconds"][step]
-    totals.seconds["detect"] += float(plan.data["seconds_detect"])
+    totals = _added_up(ordered, plan)
     timings = {f"seconds_{s}": round(totals.seconds[s], 3) for s in STEPS}
     plans = plan.plans
     dropped = {p.column for p in plans if p.kind == "pii" and p.operator == "drop"}
@@ -337,7 +329,29 @@ def _result(
         result = replace(result, message=f"{result.message}; shard(s) {[i + 1 for i in blocked]}"
                          " hold residual PII above the maximum: nothing published")  # fmt: skip
     details = dict(outcome.details)
-    details["sharding"] = {
+    details["sharding"] = _sharding(plan, plan_sha256, ordered, blocked)
+    return result, details
+
+
+def _added_up(ordered: list[Part], plan: ShardPlan) -> Totals:
+    """The partials' counts, tallies, rows and timings, in shard order."""
+    totals = Totals()
+    for part in ordered:
+        partial = part.partial
+        totals.add({c: Counter(n) for c, n in partial["counts"].items()}, partial["residual"], 0)
+        totals.rows += partial["rows"]
+        totals.chunks += partial["chunks"]
+        for step in STEPS:
+            totals.seconds[step] += partial["seconds"][step]
+    totals.seconds["detect"] += float(plan.data["seconds_detect"])
+    return totals
+
+
+def _sharding(
+    plan: ShardPlan, plan_sha256: str, ordered: list[Part], blocked: list[int]
+) -> dict[str, Any]:
+    """The report's account of the shards (digests, rows, residual rows, timings)."""
+    return {
         "plan_sha256": plan_sha256,
         "shards": len(ordered),
         "chunk_rows": plan.chunk_rows,
@@ -355,4 +369,3 @@ def _result(
             for p in ordered
         ],  # fmt: skip
     }
-    return result, details

@@ -53,7 +53,7 @@ def test_a_plan_refuses_another_key() -> None:
     that would silently match nothing."""
     from mlsecops_provider.core.pii.gate import PIIConfig, config_summary
     from mlsecops_provider.core.pii.names import digest_key, keyed_digest
-    from mlsecops_provider.core.pii.sharded import KEY_CHECK, ShardPlan
+    from mlsecops_provider.core.pii.shard_plan import KEY_CHECK, ShardPlan
 
     config = PIIConfig(seed=1)
     plan = ShardPlan({"key_check": keyed_digest(digest_key(KEY), "k", KEY_CHECK),
