@@ -13,8 +13,15 @@ load hits all of them):
 * (a) ``mlsecops hash BIG`` (process start, imports, reading, hashing, output) on one
   ``--size-mib`` MiB file of random bytes, page cache warm;
 * (b) ``mlsecops hash DIR`` on ``--count`` files of 10 MiB;
-* for the analysis: ``hash_path`` in this process on (a) and (b), and the process start alone
-  (``mlsecops hash`` on a 1-byte file).
+* for the analysis: ``hash_path`` in this process on (a) and (b), the process start alone
+  (``mlsecops hash`` on a 1-byte file) and the interpreter's own start (``python -c pass``,
+  the floor of any Python command; an editable install's import hook is part of it).
+
+The commands run as an installed package runs: with bytecode caches (pip compiles them at
+install time; Python writes them on first import). ``PYTHONDONTWRITEBYTECODE``, which some
+sandboxes set, would make every run compile the package again: it is dropped for the runs
+and the caches go to a directory of this run (``PYTHONPYCACHEPREFIX``), not into the source
+tree; the start-up without caches is printed too.
 
 Targets: (a) >= 0.85x the one-core limit, (b) >= 0.85x the two-core limit. The machine may be
 shared: the load average before and after is printed; figures under load are lower bounds.
@@ -78,13 +85,37 @@ def memory_hash(total: int, threads: int) -> Callable[[], None]:
     return run
 
 
-def mlsecops_hash(path: Path) -> Callable[[], None]:
+def installed_env(workdir: Path) -> dict[str, str]:
+    """The environment with bytecode caches written and read (in ``workdir``)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    return env
+
+
+def uncached_env() -> dict[str, str]:
+    """No caches written: the package is compiled again by every run (sources without any)."""
+    return {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def mlsecops_hash(path: Path, env: dict[str, str]) -> Callable[[], None]:
     exe = Path(sys.executable).with_name("mlsecops")
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "mlsecops_provider.core.cli"]
+    main = "import sys; from mlsecops_provider.core.cli import main; sys.exit(main())"
+    command = [str(exe)] if exe.exists() else [sys.executable, "-c", main]
 
     def run() -> None:
-        subprocess.run([*command, "hash", str(path)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*command, "hash", str(path)], check=True, stdout=subprocess.DEVNULL, env=env
+        )
 
+    run()  # warm-up: the caches are written now
+    return run
+
+
+def python_start(env: dict[str, str]) -> Callable[[], None]:
+    def run() -> None:
+        subprocess.run([sys.executable, "-c", "pass"], check=True, env=env)
+
+    run()
     return run
 
 
@@ -108,16 +139,19 @@ def run(size_mib: int, count: int, repeat: int, workdir: Path) -> None:
     warm([big, *many.iterdir()])
     tiny = workdir / "tiny.bin"
     tiny.write_bytes(b"x")
+    env = installed_env(workdir)
     load_before = os.getloadavg()
     best = measure(
         {
             "limit1": (big_size, memory_hash(big_size, 1)),
-            "a": (big_size, mlsecops_hash(big)),
+            "a": (big_size, mlsecops_hash(big, env)),
             "a_lib": (big_size, lambda: hash_path(big)),
             "limit2": (many_size, memory_hash(many_size, 2)),
-            "b": (many_size, mlsecops_hash(many)),
+            "b": (many_size, mlsecops_hash(many, env)),
             "b_lib": (many_size, lambda: hash_path(many)),
-            "start": (1, mlsecops_hash(tiny)),
+            "start": (1, mlsecops_hash(tiny, env)),
+            "python": (1, python_start(env)),
+            "uncached": (1, mlsecops_hash(tiny, uncached_env())),
         },
         repeat,
     )
@@ -134,7 +168,11 @@ def run(size_mib: int, count: int, repeat: int, workdir: Path) -> None:
     )
     lib_a, lib_b = best["a_lib"] / best["limit1"], best["b_lib"] / best["limit2"]
     print(f"in-process hash_path (no process start): (a) {lib_a:.2f}x, (b) {lib_b:.2f}x")
-    print(f"process start + imports + output (1-byte file): {1e-9 / best['start']:.2f} s")
+    start, python = 1e-9 / best["start"], 1e-9 / best["python"]
+    print(f"process start + imports + output (1-byte file): {start * 1e3:.0f} ms")
+    print(f"of which the interpreter's own start (python -c pass): {python * 1e3:.0f} ms")
+    uncached = 1e-9 / best["uncached"]
+    print(f"the same without bytecode caches (PYTHONDONTWRITEBYTECODE=1): {uncached * 1e3:.0f} ms")
     print(f"target (a) >= 0.85x: {'met' if ratio_a >= 0.85 else 'MISSED'} ({ratio_a:.2f}x)")
     print(f"target (b) >= 0.85x: {'met' if ratio_b >= 0.85 else 'MISSED'} ({ratio_b:.2f}x)")
     print(f"load average (1/5/15 min): before {load_before}, after {os.getloadavg()}")
