@@ -1,18 +1,20 @@
 """Benchmark of ``mlsecops serve`` against ``mlflow models serve`` (a script, not a test).
 
-Run: ``.venv/bin/python bench/bench_serving.py [--seconds 5] [--clients 4] [--rows 1]``.
+Run: ``.venv/bin/python bench/bench_serving.py [--seconds 5] [--rounds 3] [--clients 4]``.
 
 Trains the demo's classifier (the project's pipeline on the demo generator's data), saves it
-as an MLflow skops model in a temporary folder, and starts three servers on 127.0.0.1, one
-after the other, each a single uvicorn process: (1) ``mlflow models serve --env-manager
-local`` (MLflow's scoring server), (2) ours without a shadow, (3) ours with the same model
-mirrored as the shadow (``--sample-rate`` of the requests; prediction log in the temporary
-folder). Each gets the same closed
-loop of ``--clients`` threads posting ``dataframe_split`` requests of ``--rows`` rows for
-``--seconds`` after a one-second warm-up, and the figures are printed side by side:
-requests/s, p50 and p99 latency (ms), and the load average. Ours checks the training
-profile and writes the prediction log on every request; MLflow's does neither. The answers
-of the three are compared byte for byte first.
+as an MLflow skops model in a temporary folder, and starts three servers on 127.0.0.1, each
+a single uvicorn process: (1) ``mlflow models serve --env-manager local`` (MLflow's
+scoring server), (2) ours without a shadow, (3) ours with the same model mirrored as the
+shadow (``--sample-rate`` of the requests; prediction log in the temporary folder). All
+three run at once (an idle server uses no CPU) and are loaded in turn, ``--rounds`` times
+interleaved, so that the load other jobs put on the machine falls on all three alike. Each
+gets the same closed loop of ``--clients`` threads posting ``dataframe_split`` requests of
+``--rows`` rows for ``--seconds`` after a one-second warm-up; every round's figures are
+printed, then the medians of the rounds side by side: requests/s, p50 and p99 latency (ms),
+server CPU per request (the process tree: the shadow's process counts), and the load
+average. Ours checks the training profile and writes the prediction log on every request;
+MLflow's does neither. The answers of the three are compared byte for byte first.
 """
 
 from __future__ import annotations
@@ -210,6 +212,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rows", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--sample-rate", type=float, default=1.0, help="shadow sampling rate")
     parser.add_argument(
         "--shadow-thread", action="store_true", help="shadow on a thread, not its own process"
@@ -230,32 +233,53 @@ def main() -> None:
         features = build_model(folder)
         sample = features.sample(args.rows, random_state=1)
         body = json.dumps({"dataframe_split": json.loads(sample.to_json(orient="split"))}).encode()
-        results, answers = {}, {}
-        for kind in ("mlflow", "ours", "ours+shadow"):
-            port = free_port()
-            process = start(kind, folder, port, args.sample_rate, args.shadow_thread)
-            try:
-                wait_ready(f"http://127.0.0.1:{port}/health", process)
-                import requests
-
-                url = f"http://127.0.0.1:{port}/invocations"
-                answers[kind] = requests.post(
-                    url, data=body, headers={"Content-Type": "application/json"}, timeout=30
-                ).text
-                results[kind] = load(url, body, args.clients, args.seconds, process.pid)
-            finally:
+        results: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
+        answers: dict[str, str] = {}
+        processes: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+        try:
+            for kind in KINDS:  # all three up at once; idle servers use no CPU
+                port = free_port()
+                process = start(kind, folder, port, args.sample_rate, args.shadow_thread)
+                processes[kind] = (process, f"http://127.0.0.1:{port}")
+            for kind, (process, base) in processes.items():
+                wait_ready(f"{base}/health", process)
+                answers[kind] = post(f"{base}/invocations", body)
+            for _ in range(args.rounds):  # interleaved: each round loads each server in turn
+                for kind, (process, base) in processes.items():
+                    url = f"{base}/invocations"
+                    results[kind].append(load(url, body, args.clients, args.seconds, process.pid))
+        finally:
+            for process, _ in processes.values():
                 process.terminate()
+            for process, _ in processes.values():
                 process.wait(timeout=60)
         report(results, answers, args)
 
 
-def report(results: dict[str, dict[str, float]], answers: dict[str, str], args: Any) -> None:
+KINDS = ("mlflow", "ours", "ours+shadow")
+
+
+def post(url: str, body: bytes) -> str:
+    import requests
+
+    headers = {"Content-Type": "application/json"}
+    return str(requests.post(url, data=body, headers=headers, timeout=30).text)
+
+
+def report(runs: dict[str, list[dict[str, float]]], answers: dict[str, str], args: Any) -> None:
     same = len(set(answers.values())) == 1
     load_now = os.getloadavg()[0]
     print(f"clients {args.clients}, rows/request {args.rows}, {args.seconds:g} s each, "
-          f"shadow sampling {args.sample_rate:g}; "
+          f"{args.rounds} interleaved round(s), shadow sampling {args.sample_rate:g}; "
           f"load average {load_now:.2f} on {os.cpu_count()} cores (shared machine)")  # fmt: skip
-    print(f"{'server':<30}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}")
+    for number in range(args.rounds):
+        m, o, sh = (runs[k][number] for k in KINDS)
+        print(f"  round {number + 1}: req/s {m['rps']:.1f} / {o['rps']:.1f} / {sh['rps']:.1f}, "
+              f"p99 ms {m['p99']:.1f} / {o['p99']:.1f} / {sh['p99']:.1f}, CPU ms/req "
+              f"{m['cpu_ms']:.2f} / {o['cpu_ms']:.2f} / {sh['cpu_ms']:.2f}")  # fmt: skip
+    results = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in runs.items()}
+    print(f"{'server (median of rounds)':<30}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
+          f"{'CPU ms/req':>12}")  # fmt: skip
     for kind, f in results.items():
         name = {"mlflow": "mlflow models serve"}.get(kind, f"mlsecops serve ({kind})")
         print(f"{name:<30}{f['rps']:>8.1f}{f['p50']:>9.2f}{f['p99']:>9.2f}{f['cpu_ms']:>12.2f}")

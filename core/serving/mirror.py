@@ -161,14 +161,20 @@ class ShadowMirror:
                 self.metrics.shadow_queue.set(self.queue.qsize())
 
     def _take(self) -> tuple[list[MirrorItem], bool]:
-        """The next batch (blocks for its first item) and whether the queue was closed."""
+        """The next batch (blocks for its first item) and whether the queue was closed.
+
+        After the first item the worker sleeps ``batch_wait_s`` once, then takes what is
+        waiting: no wake-up (and no interpreter lock) per queued request.
+        """
         first = self.queue.get()
         if first is None:
             return [], True
-        batch, deadline = [first], time.monotonic() + self.batch_wait_s
+        if self.batch_max > 1 and self.batch_wait_s > 0:
+            time.sleep(self.batch_wait_s)
+        batch = [first]
         while len(batch) < self.batch_max:
             try:
-                item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                item = self.queue.get_nowait()
             except queue.Empty:
                 break
             if item is None:
