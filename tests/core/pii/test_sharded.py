@@ -175,3 +175,28 @@ def test_the_plan_carries_no_name_and_a_rerun_is_idempotent(
     assert {p.name: p.read_bytes() for p in (tmp_path / "w" / "partials").iterdir()} == partials
     assert first.output is not None and second.output is not None
     assert second.output.sha256 == first.output.sha256
+
+
+def test_shards_off_the_chunk_grid_are_still_deidentified(
+    deid: Deidentifier, tmp_path: Path
+) -> None:
+    """Shards of 7 rows with 10-row chunks (e.g. a validation merge's kept shards): the plan
+    is made from the input's first 10 rows across shards, says it is not aligned, and the
+    output has every row, the single path's verdict, and none of the shards' names."""
+    import pandas as pd
+
+    source = write_input(tmp_path, "csv")
+    streamed, _ = single(deid, source, tmp_path / "single.csv")
+    shards = split_dataset(source.as_uri(), None, (tmp_path / "s").as_uri(), shard_rows=7)
+    plan, digest = plan_shards(deid, [s.to_dict() for s in shards], KEY,
+                               (tmp_path / "plan.json").as_uri())  # fmt: skip
+    assert not plan.data["aligned"] and plan.data["sampling"]["from_rows"] == CHUNK
+    parts = [deidentify_shard(deid, plan, digest, s.to_dict(), KEY,
+                              (tmp_path / "o" / f"{s.index}.csv").as_uri(),
+                              (tmp_path / "p" / f"{s.index}.json").as_uri()).to_dict()
+             for s in shards]  # fmt: skip
+    merged = merge(deid, plan, digest, parts, tmp_path, "csv")
+    assert merged.output is not None and merged.result.verdict == streamed.outcome.result.verdict
+    frame = pd.read_csv(merged.output.uri.removeprefix("file://"), dtype=str)
+    assert len(frame) == ROWS and merged.details["sharding"]["aligned"] is False
+    assert not frame["note"].str.lower().str.contains("zorblatt|wendelgast").any()
