@@ -35,6 +35,11 @@ def get_provider_info() -> dict[str, Any]:
                     "mlsecops_provider.operators.rollback",
                     "mlsecops_provider.operators.shadow_warmup",
                     "mlsecops_provider.operators.shards",
+                    "mlsecops_provider.operators.validation_shard",
+                    "mlsecops_provider.operators.validation_merge",
+                    "mlsecops_provider.operators.pii_plan",
+                    "mlsecops_provider.operators.pii_shard",
+                    "mlsecops_provider.operators.pii_merge",
                 ],
             }
         ],
