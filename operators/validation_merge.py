@@ -85,8 +85,11 @@ class DataValidationMergeOperator(MLSecOpsOperator):
         result, details = merge_partials(
             partials, suite, config, subjects, run=run, reference_sha256=reference
         )
-        kept = [ShardRef.from_dict(o["kept"]) for o in sorted(outputs, key=_index)]
+        kept = _kept_shards(sorted(outputs, key=_index), first)
         details["shards"] = {**details.get("shards", {}), "kept": [k.to_dict() for k in kept]}
+        held = [o.get("quarantined") for o in sorted(outputs, key=_index) if o.get("quarantined")]
+        if held:
+            details.setdefault("quarantine", {})["quarantined"] = held
         page = details.pop("data_docs_html", None)
         docs_uri = self._store_docs(store, key.dag_id, key.run_id, page)
         summary = self.record_gate(context, result, details)
@@ -122,6 +125,27 @@ class DataValidationMergeOperator(MLSecOpsOperator):
             return None
         uri = store.uri_for(dag_id, run_id, GATE, "data_docs.html")
         return store.put_bytes(uri, page.encode(), "text/html").uri
+
+
+def _kept_shards(outputs: Sequence[Mapping[str, Any]], first: ShardRef) -> list[ShardRef]:
+    """The shards downstream reads: the input's, or (quarantine over several shards) the kept
+    rows of each shard, numbered again with their offsets, as a dataset of their own (its
+    ``source_sha256`` is the digest of the kept shards' digests in order)."""
+    import hashlib
+
+    shards = [ShardRef.from_dict(o["shard"]) for o in outputs]
+    kept = [ShardRef.from_dict(o["kept"]) for o in outputs if o.get("kept")]
+    if [k.uri for k in kept] == [s.uri for s in shards]:
+        return kept
+    if not kept:
+        raise DataError(f"quarantine moved every row of {first.source_uri} out")
+    digest = hashlib.sha256("\n".join(k.sha256 for k in kept).encode()).hexdigest()
+    source, offset, out = f"{first.source_uri}#validated", 0, []
+    for index, ref in enumerate(kept):
+        out.append(ShardRef(ref.uri, ref.sha256, index, len(kept), offset, ref.rows, ref.format,
+                            source, digest))  # fmt: skip
+        offset += ref.rows
+    return check_cover(out)
 
 
 def _output(value: Any) -> Mapping[str, Any]:

@@ -14,7 +14,11 @@ from mlsecops_provider.core.shards.split import ShardRef
 from mlsecops_provider.core.storage import normalise_uri
 from mlsecops_provider.core.validation.gate import GATE, ValidationConfig, load_suite
 from mlsecops_provider.core.validation.poisoning import screen_dataset
-from mlsecops_provider.core.validation.sharded import partial_bytes, validate_shard
+from mlsecops_provider.core.validation.sharded import (
+    partial_bytes,
+    quarantine_mask,
+    validate_shard,
+)
 from mlsecops_provider.operators._runtime import run_key
 from mlsecops_provider.operators.base import MLSecOpsOperator, fields
 from mlsecops_provider.operators.validation import DEFAULT_SUITE, DRIFT_SCREENS
@@ -115,12 +119,17 @@ class DataValidationShardOperator(MLSecOpsOperator):
         reference, reference_ref = read_reference(reference_value(self), self.s3_factory)
         key = run_key(context)
         run = {"dag_id": key.dag_id, "run_id": key.run_id}
-        kept, screens, extra = shard, None, None
+        kept: ShardRef | None = shard
+        screens, extra, held = None, None, None
         if shard.count == 1 and self.quarantine and config.screens.enabled:
             screens = screen_dataset(frame, reference, config.screens, quarantine=True)
             if screens.outlier_mask is not None:
                 kept, extra = self._split(frame, screens.outlier_mask, key)
                 frame = frame[~screens.outlier_mask]
+        elif self.quarantine:
+            mask, _ = quarantine_mask(frame, reference, config)
+            if mask is not None:  # else the partial says why and the merge is an error
+                kept, held = self._split_shard(frame, mask, shard, key)
         partial = validate_shard(
             frame,
             shard,
@@ -145,8 +154,32 @@ class DataValidationShardOperator(MLSecOpsOperator):
         return {
             "shard": shard.to_dict(),
             "partial": {"uri": stored.uri, "sha256": stored.sha256},
-            "kept": kept.to_dict(),
+            "kept": kept.to_dict() if kept else None,
+            "quarantined": held,
         }
+
+    def _split_shard(
+        self, frame: Any, mask: Any, shard: ShardRef, key: Any
+    ) -> tuple[ShardRef | None, dict[str, Any] | None]:
+        """Several shards with quarantine: this shard's kept rows and outlier rows, as files
+        named after the shard (the merge numbers the kept shards and their offsets)."""
+        settings = Settings.from_env()
+        name = f"shard-{shard.index:05d}-of-{shard.count:05d}.parquet"
+        uri_of = lambda kind: settings.run_artifact_uri(key.dag_id, key.run_id, "data", kind, name)  # noqa: E731
+        kept_rows, held_rows = frame[~mask], frame[mask]
+        kept = held = None
+        if len(kept_rows):
+            written = write_table(kept_rows.reset_index(drop=True), uri_of("validated"),
+                                  s3_client_factory=self.s3_factory)  # fmt: skip
+            kept = ShardRef(
+                written.uri, written.sha256, shard.index, shard.count, shard.offset,
+                written.rows, "parquet", shard.source_uri, shard.source_sha256,
+            )  # fmt: skip
+        if len(held_rows):
+            held = write_table(held_rows.reset_index(drop=True), uri_of("quarantine"),
+                               s3_client_factory=self.s3_factory).to_dict()  # fmt: skip
+        self.log.info("%s: quarantined %d of %d rows", shard.label, len(held_rows), len(frame))
+        return kept, held
 
     def _split(self, frame: Any, mask: Any, key: Any) -> tuple[ShardRef, dict[str, Any]]:
         """One shard with quarantine: kept rows and quarantined rows as two datasets."""

@@ -89,9 +89,18 @@ def validate_shard(
     if len(frame) != ref.rows:
         raise DataError(f"{ref.label}: {len(frame)} rows read, the shard says {ref.rows}")
     key = digest_key(ref.source_sha256)
+    screened, extra = frame, {}
+    if quarantine:  # the screens judge every row, the suite the rows that remain
+        mask, why = quarantine_mask(frame, reference, config)
+        if mask is None:
+            extra = {"quarantine_error": why}
+        else:
+            frame = frame[~mask]
+            extra = {"screened_rows": len(screened), "quarantined_rows": int(mask.sum())}
     sensitive = sensitive_columns(frame)
     partial: dict[str, Any] = {
         **head,
+        **extra,
         "mode": "shard",
         "rows": len(frame),
         "columns": [str(c) for c in frame.columns],
@@ -109,8 +118,24 @@ def validate_shard(
         elif kind == "unsupported":
             partial["unsupported"].append({"index": int(index), "type": config_.type})
     if config.screens.enabled:
-        partial["screens"] = _screen_parts(frame, reference, config, key)
+        partial["screens"] = _screen_parts(screened, reference, config, key)
     return partial
+
+
+def quarantine_mask(
+    frame: pd.DataFrame, reference: pd.DataFrame | None, config: g.ValidationConfig
+) -> tuple[Any, str]:
+    """The outlier rows of one shard, or ``(None, why)`` when they cannot be judged per shard
+    (the batch basis needs the whole batch's median/MAD)."""
+    if not config.screens.enabled:
+        return None, "quarantine needs the screens (they are off in the policy)"
+    if reference is None or config.screens.outlier_basis != "reference":
+        return None, (
+            "quarantine over several shards needs outliers judged against a reference "
+            "(without a reference, or with drift expected, the whole batch's median/MAD is used)"
+        )
+    _, mask = ss.outlier_part(frame, reference, config.screens)
+    return mask, ""
 
 
 def _whole(
@@ -140,6 +165,9 @@ def _map_counts(
     wanted = [c for c in suite.configurations if se.kind_of(c.type) == "map"]
     if not wanted:
         return {}
+    if len(frame) == 0:  # every row of the shard was quarantined: nothing to count
+        zero = {"element_count": 0, "missing_count": 0, "unexpected_count": 0, "exception": None}
+        return {str(c.meta[g.INDEX_KEY]): dict(zero) for c in wanted}
     stripped = tuple(
         ExpectationConfiguration(
             type=c.type,
@@ -243,11 +271,9 @@ def _checked(
                     f"{shard.label}: partial has another {name.removesuffix('_sha256')} "
                     f"({str(part.get(name))[:80]}, expected {str(value)[:80]})"
                 )
-    if len(ordered) > 1 and any(p.get("quarantine") for p in ordered):
-        raise DataError(
-            "quarantine works on one shard only: with more than one shard the outlier rows "
-            "cannot be moved (validate without quarantine, or with one shard)"
-        )
+    reasons = [p["quarantine_error"] for p in ordered if p.get("quarantine_error")]
+    if reasons:
+        raise DataError(reasons[0])
     return ordered
 
 
@@ -309,7 +335,8 @@ def _merge(
     gx_result = _suite_result(items)
     sensitive = set().union(*(set(p["sensitive"]) for p in parts))
     g.redact(gx_result, sensitive, config.keep_unexpected_values)
-    report = _merge_screens(parts, config, rows, columns) if config.screens.enabled else None
+    screened = sum(int(p.get("screened_rows", p["rows"])) for p in parts)
+    report = _merge_screens(parts, config, screened, columns) if config.screens.enabled else None
     expectation_rows = g.expectation_rows(gx_result)
     verdict, message = g.decide(expectation_rows, report, config.screens.warn_only)
     summary = g.summarize(gx_result, expectation_rows)
@@ -327,12 +354,22 @@ def _merge(
         "screens": report.to_dict() if report else None,
         "validation_result": gx_result,
         "shards": {"count": len(parts), "rows": [int(p["rows"]) for p in parts]},
+        **_quarantined(parts),
     }
     if config.render_html:
         details["data_docs_html"] = render_html(result, suite.name, expectation_rows, report)
     log.info("sharded data validation of %s over %d shards: %s (%s)", suite.name, len(parts),
              verdict.value, message)  # fmt: skip
     return result, details
+
+
+def _quarantined(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    if not any("quarantined_rows" in p for p in parts):
+        return {}
+    held = sum(int(p["quarantined_rows"]) for p in parts)
+    return {
+        "quarantine": {"kept_rows": sum(int(p["rows"]) for p in parts), "quarantined_rows": held}
+    }
 
 
 class _Shape:

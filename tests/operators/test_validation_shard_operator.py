@@ -21,7 +21,12 @@ def _policy(tmp_path: Path) -> str:
 
 
 def _dag(
-    dag_id: str, dataset: dict[str, Any], reference: dict[str, Any], count: int, policy: str
+    dag_id: str,
+    dataset: dict[str, Any],
+    reference: dict[str, Any],
+    count: int,
+    policy: str,
+    quarantine: bool = False,
 ) -> Any:
     from airflow.sdk import DAG
 
@@ -38,6 +43,7 @@ def _dag(
             reference=reference,
             label_column="default",
             policy_path=policy,
+            quarantine=quarantine,
         ).expand(shard=split.output)
         DataValidationMergeOperator(
             task_id="merge", parts=shards.output, label_column="default", policy_path=policy
@@ -118,3 +124,31 @@ def test_one_shard_gives_the_dataset_and_rerun_is_idempotent(
     ti = FakeTaskInstance("manual__rerun")
     first, second = task.execute({"ti": ti}), task.execute({"ti": ti})
     assert first == second  # same partial bytes, same digest
+
+
+@pytest.mark.slow
+def test_quarantine_over_shards_returns_the_kept_rows_in_order(
+    airflow_db: Path, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from mlsecops_provider.core.shards.split import ShardRef, check_cover
+    from mlsecops_provider.operators.validation import DataValidationOperator
+
+    policy = _policy(tmp_path)
+    reference = write_table(generate(1000, seed=7), (tmp_path / "ref.parquet").as_uri())
+    data = write_table(
+        generate(1200, seed=13, outlier_rate=0.004), (tmp_path / "q.parquet").as_uri()
+    )
+    single = DataValidationOperator(
+        task_id="validate", dataset=data.to_dict(), reference=reference.to_dict(),
+        label_column="default", policy_path=policy, quarantine=True,
+    ).execute({"ti": FakeTaskInstance("manual__single_quarantine")})  # fmt: skip
+    run = _dag("sharded_quarantine", data.to_dict(), reference.to_dict(), 3, policy, True).test()
+    assert run.state == "success"
+    assert _xcom(run, "merge", "verdict") == single["verdict"]
+    kept = check_cover([ShardRef.from_dict(k) for k in _xcom(run, "merge", "shards")])
+    frames = [pd.read_parquet(k.uri.removeprefix("file://")) for k in kept]
+    expected = pd.read_parquet(single["dataset"]["uri"].removeprefix("file://"))
+    pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), expected)
+    assert sum(k.rows for k in kept) < 1200

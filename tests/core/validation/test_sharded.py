@@ -271,3 +271,53 @@ def test_median_verdict_is_exact_between_two_middle_values(
     single = g.validate_dataset(frame, suite, None, config)
     result, _, _ = _sharded(data.uri, data.sha256, tmp_path, 3, suite, None, config)
     assert result.verdict is single[0].verdict
+
+
+def test_quarantine_over_shards_judges_the_kept_rows_like_the_single_task(
+    tmp_path: Path, reference: pd.DataFrame
+) -> None:
+    from mlsecops_provider.core.validation.poisoning import screen_dataset
+
+    data = write_table(
+        generate(1400, seed=16, outlier_rate=0.03), (tmp_path / "q.parquet").as_uri()
+    )
+    frame, _ = read_table(data.uri, data.sha256)
+    suite = g.load_suite(str(ROOT / SUITE))
+    screens = screen_dataset(frame, reference, CONFIG.screens, quarantine=True)
+    assert screens.outlier_mask is not None and screens.outlier_mask.sum() > 0
+    kept = frame[~screens.outlier_mask]
+    single = g.validate_dataset(kept, suite, reference, CONFIG, None, screens)
+    shards = split_dataset(data.uri, data.sha256, (tmp_path / "qs").as_uri(), shard_count=3)
+    parts = [
+        json.loads(
+            partial_bytes(
+                validate_shard(
+                    read_table(s.uri, s.sha256)[0], s, suite, reference, CONFIG, quarantine=True
+                )
+            )
+        )  # fmt: skip
+        for s in shards
+    ]
+    result, details = merge_partials(parts, suite, CONFIG)
+    _same(single, (result, details), 3)
+    assert details["quarantine"] == {
+        "kept_rows": len(kept),
+        "quarantined_rows": int(screens.outlier_mask.sum()),
+    }
+
+
+def test_quarantine_over_shards_without_reference_is_an_error(tmp_path: Path) -> None:
+    data = write_table(generate(900, seed=17), (tmp_path / "q.parquet").as_uri())
+    suite = g.parse_suite(
+        _suite({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "age"}})
+    )
+    shards = split_dataset(data.uri, data.sha256, (tmp_path / "qs").as_uri(), shard_count=3)
+    parts = [
+        validate_shard(read_table(s.uri, s.sha256)[0], s, suite, None, CONFIG, quarantine=True)
+        for s in shards
+    ]
+    result, _ = merge_partials(parts, suite, CONFIG)
+    assert result.verdict is Verdict.ERROR
+    assert (
+        "quarantine over several shards needs outliers judged against a reference" in result.message
+    )
