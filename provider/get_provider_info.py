@@ -37,6 +37,8 @@ def get_provider_info() -> dict[str, Any]:
                     "mlsecops_provider.operators.shards",
                     "mlsecops_provider.operators.validation_shard",
                     "mlsecops_provider.operators.validation_merge",
+                    "mlsecops_provider.operators.validation_shard",
+                    "mlsecops_provider.operators.validation_merge",
                     "mlsecops_provider.operators.pii_plan",
                     "mlsecops_provider.operators.pii_shard",
                     "mlsecops_provider.operators.pii_merge",
