@@ -27,7 +27,7 @@ import base64
 import hashlib
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.errors import DataError
@@ -102,7 +102,7 @@ def digest_counts(series: pd.Series, key: bytes) -> dict[str, Any]:
     }
 
 
-def merge_digest_counts(parts: Sequence[dict[str, Any]]) -> tuple[int, int]:
+def merge_digest_counts(parts: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
     """``(distinct values, values seen exactly once)`` over all shards."""
     import numpy as np
 

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mlsecops_provider.core.errors import DataError, MLSecOpsError
 from mlsecops_provider.core.evidence import GateResult, Verdict
@@ -89,7 +89,7 @@ def validate_shard(
     if len(frame) != ref.rows:
         raise DataError(f"{ref.label}: {len(frame)} rows read, the shard says {ref.rows}")
     key = digest_key(ref.source_sha256)
-    screened, extra = frame, {}
+    screened, extra = frame, cast(dict[str, Any], {})
     if quarantine:  # the screens judge every row, the suite the rows that remain
         mask, why = quarantine_mask(frame, reference, config)
         if mask is None:

@@ -131,7 +131,7 @@ def shard_statistic(
             value = getattr(nonnull, EXTREMES[etype])() if len(nonnull) else None
             return {"value": _scalar(value)}
         values = series.to_numpy(dtype="float64", na_value=float("nan"))
-        bounds = {b: kwargs.get(b) for b in ("min_value", "max_value") if kwargs.get(b) is not None}
+        bounds = {b: kwargs[b] for b in ("min_value", "max_value") if kwargs.get(b) is not None}
         keep = column not in sensitive
         return {
             "n": int(len(nonnull)),

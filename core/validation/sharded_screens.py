@@ -125,7 +125,7 @@ def _merge_numeric(parts: Sequence[Mapping[str, Any]], config: PoisoningConfig) 
     import numpy as np
 
     ref_bins = np.array(parts[0]["ref_bins"], dtype="int64")
-    bins = sum(np.array(x["bins"], dtype="int64") for x in parts)
+    bins = np.sum([np.array(x["bins"], dtype="int64") for x in parts], axis=0)
     figures: dict[str, Any] = {"column_type": "numeric", "psi": p._psi_from_counts(ref_bins, bins)}
     ks_flag = False
     if "ref_cdf" in parts[0]:
