@@ -19,7 +19,7 @@ from mlsecops_provider.core.validation.sharded import (
     quarantine_mask,
     validate_shard,
 )
-from mlsecops_provider.operators._runtime import run_key
+from mlsecops_provider.operators._runtime import bad_input_fails_task, run_key
 from mlsecops_provider.operators.base import MLSecOpsOperator, fields
 from mlsecops_provider.operators.validation import DEFAULT_SUITE, DRIFT_SCREENS
 
@@ -108,6 +108,10 @@ class DataValidationShardOperator(MLSecOpsOperator):
         self.exclude_columns = tuple(exclude_columns)
 
     def execute(self, context: Any) -> dict[str, Any]:
+        with bad_input_fails_task():  # a changed shard fails at once, with both digests
+            return self._validate(context)
+
+    def _validate(self, context: Any) -> dict[str, Any]:
         shard = ShardRef.from_dict(self.shard)
         config = validation_config(
             self.load_policy(), self.label_column, self.exclude_columns, self.drift_expected
