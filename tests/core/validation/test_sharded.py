@@ -321,3 +321,21 @@ def test_quarantine_over_shards_without_reference_is_an_error(tmp_path: Path) ->
     assert (
         "quarantine over several shards needs outliers judged against a reference" in result.message
     )
+
+
+def test_ks_against_a_large_reference_reports_its_error_bound(tmp_path: Path) -> None:
+    reference = generate(6000, seed=8)  # more than KS_GRID distinct incomes: a gridded KS
+    data = write_table(generate(1400, seed=18), (tmp_path / "k.parquet").as_uri())
+    frame, _ = read_table(data.uri, data.sha256)
+    suite = g.parse_suite(
+        _suite({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "age"}})
+    )
+    single = g.validate_dataset(frame, suite, reference, CONFIG)
+    result, details, _ = _sharded(data.uri, data.sha256, tmp_path, 3, suite, reference)
+    assert result.verdict is single[0].verdict
+    mine = details["screens"]["drift"]["metrics"]["columns"]["annual_income"]
+    theirs = single[1]["screens"]["drift"]["metrics"]["columns"]["annual_income"]
+    assert 0 < mine["ks_error_bound"] < 0.01
+    assert mine["ks_statistic"] <= theirs["ks_statistic"] + 1e-9
+    assert theirs["ks_statistic"] <= mine["ks_statistic"] + mine["ks_error_bound"] + 1e-9
+    assert mine["psi"] == theirs["psi"]  # PSI bins are fixed by the reference: exact
