@@ -2,7 +2,8 @@
 
 MLflow's ``infer_and_parse_data`` then ``_enforce_schema`` build a request's DataFrame in
 about 1.5 ms for one row, most of it pandas work on a frame of a few values. For the usual
-request — ``dataframe_split`` (without ``index``) or ``dataframe_records`` whose columns are
+request — ``dataframe_split`` (with an integer ``index`` or none) or ``dataframe_records``
+whose columns are
 exactly the schema's, in its order, and whose every value is already of its column's JSON
 type (an integer for ``long``, a number for ``double``, text for ``string``, true/false for
 ``boolean``; no nulls, no non-finite numbers) — :class:`FastFrames` builds that frame
@@ -53,18 +54,22 @@ class FastFrames:
         """The enforced DataFrame for ``{key: payload}``, or None when it is not plain."""
         if self.plan is None:
             return None
+        index = None
         if key == "dataframe_split":
             rows = self._split_rows(payload)
+            index = payload.get("index") if rows else None
+            if index is not None and not _plain_index(index, len(rows or ())):
+                return None
         elif key == "dataframe_records":
             rows = self._record_rows(payload)
         else:
             return None
-        return None if not rows else self._build(rows)
+        return None if not rows else self._build(rows, index)
 
     def _split_rows(self, payload: Any) -> list[Any] | None:
-        if not isinstance(payload, dict) or set(payload) != {"columns", "data"}:
+        if not isinstance(payload, dict) or not set(payload) <= {"columns", "data", "index"}:
             return None
-        columns, data = payload["columns"], payload["data"]
+        columns, data = payload.get("columns"), payload.get("data")
         if not isinstance(columns, list) or tuple(columns) != self.names:
             return None
         if not isinstance(data, list):
@@ -82,14 +87,14 @@ class FastFrames:
             return None
         return [list(r.values()) for r in payload]
 
-    def _build(self, rows: list[Any]) -> Any:
+    def _build(self, rows: list[Any], index: list[int] | None = None) -> Any:
         import numpy as np
         import pandas as pd
 
         assert self.plan is not None
         columns: dict[str, Any] = {}
-        for index, (name, kind) in enumerate(self.plan):
-            values = [row[index] for row in rows]
+        for position, (name, kind) in enumerate(self.plan):
+            values = [row[position] for row in rows]
             if not all(_accepts(kind, v) for v in values):
                 return None
             try:
@@ -103,7 +108,9 @@ class FastFrames:
                     columns[name] = values  # pandas infers its text dtype, as MLflow's path
             except OverflowError:  # an integer beyond int64: MLflow's path decides
                 return None
-        return pd.DataFrame(columns)
+        if index is None:
+            return pd.DataFrame(columns)
+        return pd.DataFrame(columns, index=pd.Index(np.array(index, dtype=np.int64)))
 
     def _agrees(self, input_schema: Any, flavor: str | None) -> bool:
         """Both paths give the identical frame on a sample of the schema's types."""
@@ -116,12 +123,13 @@ class FastFrames:
         samples = {LONG: (1, -7), DOUBLE: (1.5, 2), STRING: ("a", "b"), BOOLEAN: (True, False)}
         assert self.plan is not None
         data = [[samples[kind][i] for _, kind in self.plan] for i in range(2)]
-        requests = {
-            "dataframe_split": {"columns": list(self.names), "data": data},
-            "dataframe_records": [dict(zip(self.names, row, strict=True)) for row in data],
-        }
+        requests = [
+            ("dataframe_split", {"columns": list(self.names), "data": data}),
+            ("dataframe_split", {"columns": list(self.names), "index": [5, 3], "data": data}),
+            ("dataframe_records", [dict(zip(self.names, row, strict=True)) for row in data]),
+        ]
         try:
-            for key, payload in requests.items():
+            for key, payload in requests:
                 body = json.dumps({key: payload}).encode()
                 parsed = parse_body(body, input_schema, self.names)
                 slow = enforce_schema(parsed, input_schema, flavor)
@@ -130,6 +138,14 @@ class FastFrames:
             log.info("direct request parsing off (differs from MLflow's: %s)", err)
             return False
         return True
+
+
+def _plain_index(index: Any, rows: int) -> bool:
+    return (
+        isinstance(index, list)
+        and len(index) == rows
+        and all(type(i) is int and -(2**63) <= i < 2**63 for i in index)
+    )
 
 
 def _plan(input_schema: Any) -> tuple[tuple[str, str], ...] | None:

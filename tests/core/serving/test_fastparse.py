@@ -57,8 +57,10 @@ def test_plain_requests_give_mlflows_frame_exactly(seed: int) -> None:
     assert fast.enabled
     rows = random_rows(1 + seed % 5, seed)
     names = list(schema.input_names())
+    index = [random.Random(seed).randint(-1000, 1000) for _ in rows]
     for key, payload in (
         ("dataframe_split", {"columns": names, "data": rows}),
+        ("dataframe_split", {"columns": names, "index": index, "data": rows}),
         ("dataframe_records", [dict(zip(names, r, strict=True)) for r in rows]),
     ):
         built = fast.frame(key, payload)
@@ -81,7 +83,10 @@ def test_plain_requests_give_mlflows_frame_exactly(seed: int) -> None:
         ("dataframe_split", {"columns": ["n", "x", "s", "b"], "data": [[1, float("nan"), "a", 1]]}),
         ("dataframe_split", {"columns": ["n", "x", "s", "b"], "data": [[1, 1.0, "a"]]}),
         ("dataframe_split", {"columns": ["n", "x", "s", "b"], "data": []}),
-        ("dataframe_split", {"columns": NAMES, "index": [5], "data": [[1, 1.0, "a", True]]}),
+        ("dataframe_split", {"columns": NAMES, "index": ["r"], "data": [[1, 1.0, "a", True]]}),
+        ("dataframe_split", {"columns": NAMES, "index": [1, 2], "data": [[1, 1.0, "a", True]]}),
+        ("dataframe_split", {"columns": NAMES, "index": [True], "data": [[1, 1.0, "a", True]]}),
+        ("dataframe_split", {"columns": NAMES, "data": [[1, 1.0, "a", True]], "extra": 1}),
         ("dataframe_records", [{"n": 1, "x": 1.0, "s": "a", "b": True, "extra": 1}]),
         ("dataframe_records", [{"x": 1.0, "n": 1, "s": "a", "b": True}]),
         ("dataframe_records", [{"n": 1, "x": 1.0, "s": "a"}]),
