@@ -50,7 +50,7 @@ class ServingConfig:
     shadow_sample_rate: float = 1.0
     shadow_queue_size: int = 1000
     shadow_batch_max: int = 64
-    shadow_batch_wait_s: float = 0.05
+    shadow_batch_wait_s: float = 0.2
     shadow_process: bool = True
     predict_workers: int = 4
     log_batch_rows: int = 500

@@ -68,7 +68,8 @@ def _child(conn: Any, files: dict[str, bytes], where: str, scan: Any, nice: int)
 
     while True:
         try:
-            frames = pickle.loads(conn.recv_bytes())  # from the parent, our own process
+            message = pickle.loads(conn.recv_bytes())  # from the parent, our own process
+            frames = [pickle.loads(frame) for frame in message]
         except (EOFError, OSError):
             return
         try:
@@ -143,7 +144,10 @@ class ShadowProcess:
         """
         if not self._process.is_alive():
             raise RuntimeError("the shadow process is gone")
-        self._conn.send_bytes(pickle.dumps(frames, protocol=pickle.HIGHEST_PROTOCOL))
+        # frame by frame: one pickle call holds the interpreter lock, a short one lets the
+        # event loop in between
+        message = [pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL) for frame in frames]
+        self._conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
         reply = json.loads(self._conn.recv_bytes())
         if "error" in reply:
             raise RuntimeError(str(reply["error"]))

@@ -106,7 +106,7 @@ class ShadowMirror:
         seed: int | None = None,
         runner: Any = None,
         batch_max: int = 64,
-        batch_wait_s: float = 0.05,
+        batch_wait_s: float = 0.2,
     ) -> None:
         self.shadow = shadow
         self.runner = runner  # a ShadowProcess, or None: predict on the worker thread
