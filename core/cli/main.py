@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Iterable, Sequence
 
@@ -73,8 +74,26 @@ COMMAND_OWNERS = {
 _FAST_PATH_FLAGS = frozenset({"-v", "--verbose", "--debug"})  # top-level flags, no values
 
 
+def _help_width() -> int:
+    """``shutil.get_terminal_size().columns - 2``, as argparse computes it, without shutil."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):  # no stdout, or not a terminal
+            columns = 0
+    return (columns or 80) - 2
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors are one line too (with a pointer to ``--help``), exit 2."""
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse's own imports shutil (and zlib, bz2, lzma) for the width: start-up time
+        return self.formatter_class(prog=self.prog, width=_help_width())  # type: ignore[call-arg]
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_ERROR, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")

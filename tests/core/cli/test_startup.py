@@ -97,3 +97,18 @@ def test_hash_of_a_local_file_imports_no_heavy_library(tmp_path: Path) -> None:
     assert sorted(m for m in modules if m.split(".")[0] in HEAVY) == []
     ours = {m for m in modules if m.startswith("mlsecops_provider")}
     assert ours <= HASH_MODULES, sorted(ours - HASH_MODULES)
+
+
+@pytest.mark.parametrize("columns", ["", "57", "junk", "0"])
+def test_help_width_is_the_one_argparse_would_use(
+    columns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parser's help width (computed without shutil) is what argparse itself computes."""
+    import shutil
+
+    if columns:
+        monkeypatch.setenv("COLUMNS", columns)
+    else:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    expected = argparse.HelpFormatter("mlsecops")._width
+    assert cli_main._help_width() == expected == shutil.get_terminal_size().columns - 2
