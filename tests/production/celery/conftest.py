@@ -34,7 +34,7 @@ def celery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryDeploymen
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    if report.when == "call" and report.failed and "celery" in getattr(item, "funcargs", {}):
+    if report.when != "teardown" and report.failed and "celery" in getattr(item, "funcargs", {}):
         deployment: CeleryDeployment = item.funcargs["celery"]  # type: ignore[attr-defined]
         report.sections.append(("server logs", deployment.report()))
     return report

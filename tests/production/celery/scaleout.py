@@ -10,6 +10,8 @@ evidence store off. The configuration is the one ``docs/deployment.md`` describe
 
 from __future__ import annotations
 
+import json
+import secrets
 import shutil
 import signal
 import time
@@ -53,8 +55,9 @@ CONCURRENCY = 2
 HEARTBEAT_TIMEOUT = 20  # seconds without a heartbeat before the scheduler fails a task
 QUEUED_TIMEOUT = 45  # seconds in the queue (a message lost with the broker) before a retry
 # The DAGs the cluster parses: copied into its own DAGs folder (the repository's dags/ stays
-# as it is), plus the test's own probe DAG.
+# as it is); a DAG of the test's own dags/ only where the project has none of that name.
 PROJECT_DAGS = ("sharded_data_gates.py",)
+PII_KEY_CONN_ID = "mlsecops_pii_key"  # password: the pseudonymisation key (a secret)
 PII_CHUNK_ROWS = 200  # policy knob: shards are whole chunks, so small data gives several shards
 
 
@@ -114,13 +117,23 @@ class CeleryDeployment:
             except psutil.NoSuchProcess:
                 continue
 
-    def restart_worker(self, name: str, wait: bool = True) -> None:
-        """Start a killed worker again, with a fresh home (a new machine for its name)."""
-        worker = self.workers[name]
-        worker.starts += 1
-        worker.proc = start_worker(self, name, f"{name}-start{worker.starts}")
-        if wait:
-            wait_for_workers(self, [name])
+    def restart_exited_workers(self) -> list[str]:
+        """What a process supervisor (systemd, a Kubernetes Deployment) does: start a worker
+        that exited again, with a fresh home; the names of those restarted."""
+        restarted = []
+        for worker in [w for w in self.workers.values() if not w.proc.alive()]:
+            restarted.append(f"{worker.name} (exit code {worker.proc.popen.returncode})")
+            self.procs.stop(worker.proc, grace=1)
+            worker.starts += 1
+            worker.proc = start_worker(self, worker.name, f"{worker.name}-{worker.starts}")
+        return restarted
+
+    def replace_worker(self, name: str) -> None:
+        """Start a new worker in a dead one's place: a new machine, with a new name and a
+        fresh home (the retry must not land on the dead worker's name). Not waited for."""
+        dead = self.workers.pop(name)
+        new = f"{dead.name}r{dead.starts + 1}"
+        self.workers[new] = Worker(new, f"{new}.celery.test", start_worker(self, new, new))
 
 
 def _policy(folder: Path) -> tuple[str, str, Path]:
@@ -130,6 +143,7 @@ def _policy(folder: Path) -> tuple[str, str, Path]:
     policy = yaml.safe_load(path.read_text())
     pii = policy["gates"]["pii_deidentification"]
     pii.update({"chunk_rows": PII_CHUNK_ROWS, "seed": 1234, "phone_regions": ["US"]})
+    pii["key_conn_id"] = PII_KEY_CONN_ID  # sharding keys the table-wide deny list
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return private_pem, public_pem, path
 
@@ -140,8 +154,9 @@ def _dags_folder(work: Path) -> Path:
     for name in PROJECT_DAGS:
         if (PROJECT_ROOT / "dags" / name).is_file():
             shutil.copyfile(PROJECT_ROOT / "dags" / name, folder / name)
-    for dag_file in (HERE / "dags").glob("*.py"):
-        shutil.copyfile(dag_file, folder / dag_file.name)
+    for dag_file in (HERE / "dags").glob("*.py"):  # test stand-ins: the project's win
+        if not (folder / dag_file.name).exists():
+            shutil.copyfile(dag_file, folder / dag_file.name)
     return folder
 
 
@@ -211,6 +226,9 @@ def start_celery_deployment(procs: Processes, work: Path) -> CeleryDeployment:
     )
     private_pem, _, policy = _policy(work / "config")
     settings = _settings(bucket, proxy.endpoint, mlflow_url, (private_pem, policy))
+    settings[f"AIRFLOW_CONN_{PII_KEY_CONN_ID.upper()}"] = json.dumps(
+        {"conn_type": "generic", "password": secrets.token_hex(32)}
+    )
     settings["PYTHONPATH"] = str(_pythonpath(work))
     settings.update(_celery_settings(redis, postgres.url("airflow", "db+postgresql"), work))
     env = airflow_environment(
