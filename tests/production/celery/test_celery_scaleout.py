@@ -97,7 +97,8 @@ def disturbed(
     facts["redis_restart_during"] = (waiting["task_id"], waiting["map_index"], waiting["state"])
     facts["state"] = run_to_end(celery, workload.dag_id, run_id, supervise=True)
     facts["outputs"] = workload.outputs(celery, run_id)
-    celery.notes.append(f"disturbed run: {facts}")
+    shown = {k: v for k, v in facts.items() if k not in ("victim_ti", "outputs")}
+    celery.notes.append(f"disturbed run: {shown}")
     return facts
 
 
