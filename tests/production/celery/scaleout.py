@@ -157,12 +157,10 @@ def _dags_folder(work: Path) -> Path:
 
 
 def _pythonpath(work: Path) -> Path:
-    """A folder with the workers' hostname callable and the celery shim (``celery_compat``)
-    as ``sitecustomize``; nothing else of the repository."""
+    """A folder with the workers' hostname callable; nothing else of the repository."""
     folder = work / "pythonpath"
     folder.mkdir()
     shutil.copyfile(HERE / "hostname.py", folder / "mlsecops_ci_hostname.py")
-    shutil.copyfile(HERE / "celery_compat.py", folder / "sitecustomize.py")
     return folder
 
 
