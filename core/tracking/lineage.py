@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -128,17 +129,10 @@ class LineageRecorder:
             self._set_tag(run_id, TAG_TRY, str(key.try_number))
         return run_id
 
-    def _set_tag(self, run_id: str, key: str, value: str, attempts: int = 3) -> None:
+    def _set_tag(self, run_id: str, key: str, value: str) -> None:
         """``set_tag``, retried: two tasks setting a new tag at once can make MLflow's SQL
         store insert it twice (a unique-key violation); the retry updates it instead."""
-        for attempt in range(attempts):
-            try:
-                self.client.set_tag(run_id, key, value)
-                return
-            except Exception:  # MLflow raises RestException or MlflowException here
-                if attempt == attempts - 1:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+        _retried(lambda: self.client.set_tag(run_id, key, value))
 
     def _first_run(self, experiment_id: str, key: RunKey) -> tuple[str, int] | None:
         """The oldest run of this DAG run and its start time (ms); ties broken by run id."""
@@ -176,7 +170,9 @@ class LineageRecorder:
             InputTag(TAG_URI, ref.uri),
         ]
         entity = dataset._to_mlflow_entity()
-        self.client.log_inputs(mlflow_run_id, [DatasetInput(entity, tags)])
+        # two runs logging the same new dataset at once: one insert loses on the dataset's
+        # unique key; the retry finds the dataset stored and links it
+        _retried(lambda: self.client.log_inputs(mlflow_run_id, [DatasetInput(entity, tags)]))
 
     def log_gate(self, mlflow_run_id: str, result: GateResult) -> None:
         """Verdict as a tag, numeric metrics under the gate's name, the report URI as a tag."""
@@ -204,3 +200,15 @@ class LineageRecorder:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _retried(call: Callable[[], object], attempts: int = 3) -> None:
+    """Run an MLflow write, retried after a short pause (a lost insert race)."""
+    for attempt in range(attempts):
+        try:
+            call()
+            return
+        except Exception:  # MLflow raises RestException or MlflowException here
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))

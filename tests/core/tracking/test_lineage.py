@@ -76,3 +76,33 @@ def test_unreachable_tracking_server_fails_fast_naming_it() -> None:
     )
     with pytest.raises(LineageError, match="unreachable"):
         LineageRecorder(settings).run_for(RunKey("d", "r"))
+
+
+class _LosesFirstInsert:
+    """The real client, whose first ``log_inputs`` fails as a lost unique-key race does."""
+
+    def __init__(self, client: object) -> None:
+        self._client = client
+        self.failures = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._client, name)
+
+    def log_inputs(self, *args: object, **kwargs: object) -> None:
+        if not self.failures:
+            self.failures += 1
+            raise RuntimeError("UNIQUE constraint failed: datasets.experiment_id, name, digest")
+        self._client.log_inputs(*args, **kwargs)
+
+
+def test_a_dataset_insert_lost_to_a_race_is_retried(tmp_path: Path) -> None:
+    recorder = LineageRecorder(Settings.from_env({"MLSECOPS_HOME": str(tmp_path)}))
+    frame = generate(20)
+    ref = write_table(frame, (tmp_path / "d.parquet").as_uri())
+    run_id = recorder.run_for(RunKey("dag_race", "r1"))
+    flaky = _LosesFirstInsert(recorder.client)
+    recorder._client = flaky  # type: ignore[assignment]  # the recorder's client, for this test
+    recorder.log_dataset(run_id, frame, ref, name="raw", context="raw")
+    assert flaky.failures == 1
+    (logged,) = recorder.client.get_run(run_id).inputs.dataset_inputs
+    assert {t.key: t.value for t in logged.tags}["mlsecops.sha256"] == ref.sha256
