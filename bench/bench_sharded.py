@@ -59,6 +59,10 @@ def write_table(path: Path, rows: int, seed: int, make: Any) -> list[str]:
     columns: list[str] = []
     for start in range(0, rows, PIECE):
         frame = make(min(PIECE, rows - start), seed + start)
+        if "customer_id" in frame:  # ids and e-mails unique over the whole table, not per piece
+            ids = (start + frame.index).astype(str).str.zfill(10)
+            frame["customer_id"] = "C" + ids
+            frame["email"] = "c" + ids + "." + frame["email"]
         table = pa.Table.from_pandas(frame, preserve_index=False)
         writer = writer or pq.ParquetWriter(path, table.schema)
         writer.write_table(table)
