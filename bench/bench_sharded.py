@@ -9,9 +9,13 @@ table with free text for PII) is written as Parquet in pieces (memory bounded), 
 fresh worker process (a pool of ``--workers`` processes, one task per process, as a Celery
 worker runs a task instance), so each task's peak RSS is its own:
 
-* validation: ``read_table`` (digest) + :func:`validate_shard` per shard, then
-  :func:`merge_partials`; "1 shard" is the whole table in one task (the single-task gate);
-* PII: the plan task, then the shard tasks, then the merge (concatenation, digest).
+* validation: the split task, then ``read_table`` (digest) + :func:`validate_shard` per shard
+  (its partial written to a file, as the operator stores it), then :func:`merge_partials` in
+  a task of its own; "1 shard" is the whole table in one task (the single-task gate);
+* PII: the split task, the plan, then the shard tasks, then the merge (concatenation, digest);
+  the one-task run is skipped above ``--pii-single-max`` rows (it takes hours at 10M).
+
+Peak RSS is each process's own VmHWM (see :func:`_rss_mib`), for shard, split and merge tasks.
 
 Printed per size: rows/s per shard task (mean and spread), overall rows/s (wall, split and
 merge included), the slowest task, peak RSS per task vs the single task's, and the projection
@@ -40,6 +44,8 @@ sys.path.insert(0, str(BENCH))
 import bench_pii as bp  # noqa: E402
 import bench_validation as bv  # noqa: E402
 
+from mlsecops_provider.core.shards.split import ShardRef  # noqa: E402
+
 PIECE = 250_000  # rows generated and written at a time
 # fresh interpreters: a forked child would inherit (and report) the parent's peak RSS
 SPAWN = multiprocessing.get_context("spawn")
@@ -47,7 +53,13 @@ PII_KEY = b"bench-sharded-key-0123456789abcdef"
 
 
 def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak RSS (VmHWM of its address space). Not ``ru_maxrss``: a spawned
+    child's ``ru_maxrss`` starts at its parent's RSS at fork time (Linux keeps the fork's
+    high-water mark across ``exec``), so it would grow with whatever the parent holds."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # pragma: no cover
 
 
 def write_table(path: Path, rows: int, seed: int, make: Any) -> list[str]:
@@ -79,11 +91,14 @@ def validation_config() -> Any:
     return ValidationConfig(render_html=False, screens=PoisoningConfig(**bv.SCREENS))
 
 
-def validate_task(shard: dict[str, Any], suite: dict[str, Any], reference: str) -> dict[str, Any]:
-    """One mapped validation task in a fresh process: read, verify, validate one shard."""
+def validate_task(
+    shard: dict[str, Any], suite: dict[str, Any], reference: str, out: str
+) -> dict[str, Any]:
+    """One mapped validation task in a fresh process: read, verify, validate one shard, write
+    its partial to ``out`` (as the operator stores it; the bench process reads it later)."""
     from mlsecops_provider.core.data.datasets import read_table
     from mlsecops_provider.core.validation.gate import load_suite, run_suite
-    from mlsecops_provider.core.validation.sharded import validate_shard
+    from mlsecops_provider.core.validation.sharded import partial_bytes, validate_shard
 
     setup = time.perf_counter()
     checked = load_suite(suite)  # GX import, suite build and GX's first run: once per task
@@ -95,15 +110,39 @@ def validate_task(shard: dict[str, Any], suite: dict[str, Any], reference: str) 
     ref_frame, ref = read_table(reference)
     partial = validate_shard(frame, shard, checked, ref_frame, validation_config(),
                              reference_sha256=ref.sha256, run={"run_id": "bench"})  # fmt: skip
+    Path(out).write_bytes(partial_bytes(partial))
     seconds = time.perf_counter() - started
     return {"rows": shard["rows"], "seconds": seconds, "setup": setup, "rss_mib": _rss_mib(),
-            "partial": partial}  # fmt: skip
+            "partial": out}  # fmt: skip
+
+
+def split_task(uri: str, prefix: str, size: int, align: int = 1) -> dict[str, Any]:
+    """The split task in a fresh process: the shards and the task's own peak RSS."""
+    from mlsecops_provider.core.shards.split import split_dataset
+
+    shards = split_dataset(uri, None, prefix, shard_rows=size, align=align)
+    return {"shards": [s.to_dict() for s in shards], "rss_mib": _rss_mib()}
+
+
+def validation_merge_task(paths: list[str], suite: dict[str, Any]) -> dict[str, Any]:
+    """The merge task in a fresh process: read every partial, merge, decide."""
+    from mlsecops_provider.core.validation.sharded_merge import merge_partials
+
+    started = time.perf_counter()
+    partials = [json.loads(Path(p).read_bytes()) for p in paths]
+    result, _ = merge_partials(partials, suite, validation_config(), run={"run_id": "bench"},
+                               reference_sha256=partials[0]["reference_sha256"])  # fmt: skip
+    return {"verdict": result.verdict.value, "message": result.message,
+            "seconds": time.perf_counter() - started, "rss_mib": _rss_mib()}  # fmt: skip
+
+
+def fresh(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in a fresh interpreter (one task, one process)."""
+    with ProcessPoolExecutor(1, SPAWN) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def run_validation(tmp: Path, rows: int, shard_rows: int, workers: int) -> dict[str, Any]:
-    from mlsecops_provider.core.shards.split import split_dataset
-    from mlsecops_provider.core.validation.sharded import merge_partials
-
     data, ref = tmp / f"batch-{rows}.parquet", tmp / "reference.parquet"
     columns = write_table(data, rows, 11, bv.make_frame)
     if not ref.exists():
@@ -111,21 +150,23 @@ def run_validation(tmp: Path, rows: int, shard_rows: int, workers: int) -> dict[
     suite = bv.bench_suite(columns)
     out: dict[str, Any] = {}
     for label, size in (("1 shard", rows), (f"{-(-rows // shard_rows)} shards", shard_rows)):
+        work = tmp / f"validation-{rows}-{size}"
+        work.mkdir()
         started = time.perf_counter()
-        shards = split_dataset(data.as_uri(), None, (tmp / f"shards-{rows}-{size}").as_uri(),
-                               shard_rows=size)  # fmt: skip
-        split = time.perf_counter() - started
+        split = fresh(split_task, data.as_uri(), (work / "shards").as_uri(), size)
+        split_seconds = time.perf_counter() - started
         with ProcessPoolExecutor(workers, SPAWN, max_tasks_per_child=1) as pool:
-            tasks = [pool.submit(validate_task, s.to_dict(), suite, ref.as_uri()) for s in shards]
+            tasks = [pool.submit(validate_task, s, suite, ref.as_uri(),
+                                 str(work / f"partial-{s['index']:05d}.json"))
+                     for s in split["shards"]]  # fmt: skip
             done = [t.result() for t in tasks]
         merge_started = time.perf_counter()
-        result, _ = merge_partials([d["partial"] for d in done], suite, validation_config(),
-                                   run={"run_id": "bench"}, reference_sha256=done[0]["partial"]
-                                   ["reference_sha256"])  # fmt: skip
+        merged = fresh(validation_merge_task, [d["partial"] for d in done], suite)
         merge = time.perf_counter() - merge_started
-        out[label] = summarise(rows, done, time.perf_counter() - started, split, merge)
-        out[label]["verdict"] = result.verdict.value
-        print(f"validation {rows:,} rows, {label}: {result.verdict.value} ({result.message})")
+        out[label] = summarise(rows, done, time.perf_counter() - started, split_seconds, merge)
+        out[label].update(verdict=merged["verdict"], split_rss_mib=split["rss_mib"],
+                          merge_rss_mib=merged["rss_mib"])  # fmt: skip
+        print(f"validation {rows:,} rows, {label}: {merged['verdict']} ({merged['message']})")
     return out
 
 
@@ -165,21 +206,25 @@ def pii_task(shard: dict[str, Any], plan_uri: str, plan_sha: str, out: str, chun
             "part": done.to_dict()}  # fmt: skip
 
 
-def run_pii(tmp: Path, rows: int, shard_rows: int, workers: int, chunk_rows: int) -> dict:
+def run_pii(
+    tmp: Path, rows: int, shard_rows: int, workers: int, chunk_rows: int, single_max: int
+) -> dict:
     from mlsecops_provider.core.pii.shard_plan import read_plan
     from mlsecops_provider.core.pii.sharded import plan_shards
     from mlsecops_provider.core.pii.sharded_merge import merge_shards
-    from mlsecops_provider.core.shards.split import split_dataset
 
     data = tmp / f"pii-{rows}.parquet"
     write_table(data, rows, 3, bp.demo_table)
     deidentifier = _deidentifier(chunk_rows)
     out: dict[str, Any] = {}
-    for label, size in (("1 shard", rows), (f"{-(-rows // shard_rows)} shards", shard_rows)):
+    layouts = [(f"{-(-rows // shard_rows)} shards", shard_rows)]
+    if rows <= single_max:
+        layouts.insert(0, ("1 shard", rows))
+    for label, size in layouts:
         work = (tmp / f"pii-{rows}-{size}").as_uri()
         started = time.perf_counter()
-        shards = split_dataset(data.as_uri(), None, f"{work}/shards", shard_rows=size,
-                               align=chunk_rows)  # fmt: skip
+        split_out = fresh(split_task, data.as_uri(), f"{work}/shards", size, chunk_rows)
+        shards = [ShardRef.from_dict(s) for s in split_out["shards"]]
         split = time.perf_counter() - started
         plan, digest = plan_shards(deidentifier, [s.to_dict() for s in shards], PII_KEY,
                                    f"{work}/plan.json")  # fmt: skip
@@ -202,6 +247,8 @@ def run_pii(tmp: Path, rows: int, shard_rows: int, workers: int, chunk_rows: int
         out[label]["verdict"] = merged.result.verdict.value
         out[label]["plan"] = plan_seconds
         out[label]["output_sha256"] = merged.output.sha256 if merged.output else None
+        out[label]["split_rss_mib"] = split_out["rss_mib"]
+        print(f"PII {rows:,} rows, {label}: {merged.result.verdict.value}", flush=True)
     return out
 
 
@@ -228,13 +275,14 @@ def print_table(gate: str, results: dict[int, dict[str, Any]], workers: int) -> 
           "peak RSS per task")  # fmt: skip
     print(f"{'rows':>11} {'layout':>10} {'tasks':>5} {'rows/s/task':>12} {'spread':>7} "
           f"{'overall':>10} {'wall s':>7} {'setup s':>7} {'merge s':>7} {'peak MiB':>9} "
-          "verdict")  # fmt: skip
+          f"{'split MiB':>9} {'merge MiB':>9} verdict")  # fmt: skip
     for rows, layouts in results.items():
         for label, r in layouts.items():
             print(f"{rows:>11,} {label:>10} {r['tasks']:>5} {r['rows_per_s_task']:>12,.0f} "
                   f"{r['spread']:>6.0%} {r['rows_per_s_overall']:>10,.0f} {r['wall']:>7.1f} "
                   f"{r['setup']:>7.1f} "
                   f"{r['merge']:>7.2f} {r['peak_rss_mib']:>9,.0f} "
+                  f"{r.get('split_rss_mib', 0):>9,.0f} {r.get('merge_rss_mib', 0):>9,.0f} "
                   f"{r.get('verdict', '')}")  # fmt: skip
     sharded = [r for layouts in results.values() for k, r in layouts.items() if k != "1 shard"]
     if sharded:
@@ -258,6 +306,12 @@ def main() -> None:
     parser.add_argument("--pii-shard-rows", type=int, default=10_000)
     parser.add_argument("--pii-chunk-rows", type=int, default=5_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--pii-single-max",
+        type=int,
+        default=1_000_000,
+        help="skip PII's one-task run above this many rows (hours at 10M)",
+    )
     args = parser.parse_args()
     before = os.getloadavg()
     print(f"cores {os.cpu_count()}, workers {args.workers}; load average before "
@@ -270,7 +324,14 @@ def main() -> None:
             if rows
         }
         pii = {
-            rows: run_pii(tmp, rows, args.pii_shard_rows, args.workers, args.pii_chunk_rows)
+            rows: run_pii(
+                tmp,
+                rows,
+                args.pii_shard_rows,
+                args.workers,
+                args.pii_chunk_rows,
+                args.pii_single_max,
+            )
             for rows in map(int, args.pii_rows.split(","))
             if rows
         }
@@ -278,6 +339,8 @@ def main() -> None:
     print_table("PII de-identification", pii, args.workers)
     for rows, layouts in pii.items():
         digests = {r["output_sha256"] for r in layouts.values()}
+        if len(layouts) < 2:
+            continue
         print(f"PII {rows:,} rows: output bytes of 1 shard and N shards identical: "
               f"{len(digests) == 1 and None not in digests}")  # fmt: skip
     print(json.dumps({"load_after": os.getloadavg()}))

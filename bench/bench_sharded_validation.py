@@ -36,11 +36,8 @@ def _child(args: argparse.Namespace) -> None:
     from mlsecops_provider.core.data.datasets import read_table
     from mlsecops_provider.core.shards.split import ShardRef
     from mlsecops_provider.core.validation import gate
-    from mlsecops_provider.core.validation.sharded import (
-        merge_partials,
-        partial_bytes,
-        validate_shard,
-    )
+    from mlsecops_provider.core.validation.sharded import partial_bytes, validate_shard
+    from mlsecops_provider.core.validation.sharded_merge import merge_partials
 
     folder = Path(args.folder)
     suite = gate.load_suite(SUITE)

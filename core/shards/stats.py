@@ -13,10 +13,11 @@ reduce task gets the figure of the whole table without reading it:
   ``KS_GRID`` distinct values is gridded at ``KS_GRID`` of its quantiles; the statistic is then
   a lower bound ``D_lo`` and the error bound ``D_hi - D_lo`` (the largest reference plus batch
   mass strictly between two grid points) is computed and reported, never assumed;
-* **value digests** (:func:`value_digests`): keyed BLAKE2b-96 of each value, so uniqueness and
-  distinct counts merge by set union without any raw value in a partial. The key is derived
-  from the input's digest (and ``MLSECOPS_SHARD_DIGEST_KEY`` when set): a digest is a
-  pseudonym, not encryption; with the key a guessed value can be confirmed.
+* **value digests** (:func:`value_digests`): a keyed 96-bit digest of each value (SipHash
+  for strings and integers, BLAKE2b for the rest), so uniqueness and distinct counts merge by
+  set union without any raw value in a partial. The key is derived from the input's digest
+  (and ``MLSECOPS_SHARD_DIGEST_KEY`` when set): a digest is a pseudonym, not encryption; with
+  the key a guessed value can be confirmed.
 
 Binary arrays travel as base64 strings (:func:`pack` / :func:`unpack`).
 """
@@ -77,13 +78,74 @@ def _canonical(value: Any) -> bytes:
 
 
 def value_digests(values: Iterable[Any], key: bytes) -> np.ndarray:
-    """Keyed digests (``S12``) of the values, in order."""
-    import numpy as np
+    """Keyed digests (``S12``) of the values, in order.
 
-    out = [
-        hashlib.blake2b(_canonical(v), digest_size=DIGEST_BYTES, key=key).digest() for v in values
-    ]
-    return np.array(out, dtype=f"S{DIGEST_BYTES}")
+    Strings and integers (the high-cardinality columns) are digested vectorised: SipHash-2-4
+    (pandas' keyed ``hash_array``) under two subkeys of ``key`` over the tagged text (``s`` +
+    string, ``i`` + decimal), 128 bits cut to 96. Every other value (and a string UTF-8 cannot
+    encode) takes keyed BLAKE2b of its canonical bytes. Which function digests a value depends
+    on the value alone, so equal values get equal digests in every shard.
+    """
+    import numpy as np
+    import pandas as pd
+
+    items = values if isinstance(values, list) else list(values)
+    array = np.array(items, dtype=object) if items else np.empty(0, dtype=object)
+    kind = pd.api.types.infer_dtype(array, skipna=False)
+    try:
+        if kind == "string":
+            return _sip_digests("s" + array, key)
+        if kind == "integer":
+            try:
+                decimal = array.astype(np.int64).astype(str)
+            except OverflowError:  # beyond 64 bits: Python's own decimal
+                decimal = array.astype(str)
+            return _sip_digests("i" + decimal.astype(object), key)
+    except UnicodeEncodeError:  # a string UTF-8 cannot encode: value by value below
+        pass
+    out = np.empty(len(items), dtype=f"S{DIGEST_BYTES}")
+    texts = [_sip_text(v) for v in items]
+    fast = [i for i, t in enumerate(texts) if t is not None]
+    if fast:
+        out[fast] = _sip_digests(np.array([texts[i] for i in fast], dtype=object), key)
+    for i, text in enumerate(texts):
+        if text is None:
+            out[i] = _blake(items[i], key)
+    return out
+
+
+def _sip_text(value: Any) -> str | None:
+    """The tagged text SipHash digests, or ``None`` for values BLAKE2b digests."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+        return "s" + value
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return None
+    if isinstance(value, int) or type(value).__name__.startswith(("int", "uint")):
+        return "i" + repr(int(value))
+    return None
+
+
+def _blake(value: Any, key: bytes) -> bytes:
+    return hashlib.blake2b(_canonical(value), digest_size=DIGEST_BYTES, key=key).digest()
+
+
+def _sip_digests(texts: np.ndarray, key: bytes) -> np.ndarray:
+    import numpy as np
+    import pandas as pd
+
+    halves = []
+    for label in (b"0", b"1"):
+        sub = hashlib.sha256(key + b"|siphash|" + label).digest()[:16]
+        hash_key = "".join(chr(b & 0x7F) for b in sub)  # 16 one-byte UTF-8 characters
+        halves.append(
+            pd.util.hash_array(texts, encoding="utf8", hash_key=hash_key, categorize=False)
+        )
+    both = np.stack([h.astype("<u8") for h in halves], axis=1)
+    return both.view("S16").ravel().astype(f"S{DIGEST_BYTES}")
 
 
 def digest_counts(series: pd.Series, key: bytes) -> dict[str, Any]:

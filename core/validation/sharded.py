@@ -1,18 +1,11 @@
-"""The data validation gate over shards: one partial per shard, one merged GateResult.
+"""The data validation gate over shards, per shard: one JSON-able *partial* per shard.
 
-:func:`validate_shard` runs in a mapped task on one shard and returns a JSON-able *partial*:
-counts of the row-wise map expectations (GX on the shard, ``mostly`` removed), the
-statistics of the aggregate expectations and of the screens (see
-:mod:`.sharded_expectations`, :mod:`.sharded_screens`), the shard's columns and dtypes. No
-raw value of a column that may hold PII is in it (digests instead); no timestamp either, so
-re-running a map task writes the same bytes.
-
-:func:`merge_partials` checks that the partials cover one input exactly once, come from the
-same suite, configuration, reference and run, and that every column has one dtype in every
-shard; then it merges: map expectations through GX's own ``_validate`` on the summed counts,
-aggregate expectations from the merged statistics, the screens from their merged figures,
-and decides with the single-task gate's :func:`decide`. An expectation or a condition that
-cannot be merged makes the verdict ``error`` (fail closed), never ``pass``.
+:func:`validate_shard` runs in a mapped task on one shard and returns the counts of the
+row-wise map expectations (GX on the shard, ``mostly`` removed), the statistics of the
+aggregate expectations and of the screens (see :mod:`.sharded_expectations`,
+:mod:`.sharded_screens`), the shard's columns and dtypes. No raw value of a column that may
+hold PII is in it (digests instead); no timestamp either, so re-running a map task writes the
+same bytes. :mod:`.sharded_merge` turns the partials of every shard into one GateResult.
 
 With exactly one shard the map task runs the single-task gate itself (every expectation and
 screen, exactly as :func:`validate_dataset`), and the merge only re-stamps its result.
@@ -25,18 +18,15 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
-from importlib import metadata
 from typing import TYPE_CHECKING, Any, cast
 
-from mlsecops_provider.core.errors import DataError, MLSecOpsError
-from mlsecops_provider.core.evidence import GateResult, Verdict
-from mlsecops_provider.core.shards.split import ShardRef, check_cover
+from mlsecops_provider.core.errors import DataError
+from mlsecops_provider.core.shards.split import ShardRef
 from mlsecops_provider.core.shards.stats import digest_key
 from mlsecops_provider.core.validation import gate as g
 from mlsecops_provider.core.validation import sharded_expectations as se
 from mlsecops_provider.core.validation import sharded_screens as ss
-from mlsecops_provider.core.validation.data_docs import render_html
-from mlsecops_provider.core.validation.poisoning import PoisoningReport, ScreenResult
+from mlsecops_provider.core.validation.poisoning import PoisoningReport
 from mlsecops_provider.core.validation.redaction import sensitive_columns
 
 if TYPE_CHECKING:
@@ -177,7 +167,8 @@ def _map_counts(
         )
         for c in wanted
     )
-    gx_result = g.run_suite(frame, g.Suite(suite.name, suite.sha256, stripped))
+    used = _columns_read(wanted, frame.columns)
+    gx_result = g.run_suite(frame[used], g.Suite(suite.name, suite.sha256, stripped))
     g.redact(gx_result, sensitive, keep_values=False)
     counts: dict[str, dict[str, Any]] = {}
     for item in gx_result.get("results", []):
@@ -190,6 +181,20 @@ def _map_counts(
             "exception": g._exception_message(item.get("exception_info") or {}),
         }
     return counts
+
+
+def _columns_read(expectations: Sequence[Any], columns: Any) -> list[Any]:
+    """The frame's columns the map expectations name (all of them if one names none: GX
+    hashes and copies every column it is given, so a shard's GX run gets only these)."""
+    named: set[Any] = set()
+    for expectation in expectations:
+        kwargs = expectation.kwargs
+        found = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
+        found += list(kwargs.get("column_list") or [])
+        if not found:
+            return list(columns)
+        named.update(found)
+    return [c for c in columns if c in named] or list(columns)
 
 
 def _screen_parts(
@@ -208,204 +213,3 @@ def _screen_parts(
         }
     except (TypeError, ValueError) as err:
         raise DataError(f"screens: cannot compare the datasets ({err})") from err
-
-
-def merge_partials(
-    partials: Sequence[Mapping[str, Any]],
-    suite: g.Suite | str | Mapping[str, Any],
-    config: g.ValidationConfig | None = None,
-    subjects: Mapping[str, str] | None = None,
-    *,
-    run: Mapping[str, str] | None = None,
-    reference_sha256: str | None = None,
-) -> tuple[GateResult, dict[str, Any]]:
-    """One GateResult from the partials of every shard; ``error`` when they cannot merge."""
-    config = config or g.ValidationConfig()
-    checked = suite if isinstance(suite, g.Suite) else g.load_suite(suite)
-    base = GateResult(
-        g.GATE,
-        Verdict.ERROR,
-        subjects={**(subjects or {}), "suite": f"sha256:{checked.sha256}"},
-        tool_versions={name: metadata.version(name) for name in g.TOOLS},
-    )
-    suite_info = {"name": checked.name, "sha256": checked.sha256}
-    try:
-        ordered = _checked(partials, checked, config, run, reference_sha256)
-        if ordered[0]["mode"] == "whole":
-            return _restamp(base, ordered[0], checked, config)
-        return _merge(base, ordered, checked, config)
-    except MLSecOpsError as err:
-        message = f"{type(err).__name__}: {err}"
-        log.warning("sharded data validation cannot decide: %s", message)
-        finding = {"kind": "shards", "severity": "critical", "reason": message}
-        return base.finished(message=message, findings=[finding]), {
-            "suite": suite_info,
-            "error": message,
-        }
-
-
-def _checked(
-    partials: Sequence[Mapping[str, Any]],
-    suite: g.Suite,
-    config: g.ValidationConfig,
-    run: Mapping[str, str] | None,
-    reference_sha256: str | None,
-) -> list[Mapping[str, Any]]:
-    """The partials in shard order, if they belong together; else :class:`DataError`."""
-    for part in partials:
-        if not isinstance(part, Mapping) or part.get("schema") != PARTIAL_SCHEMA:
-            raise DataError("not a validation partial")
-    shards = check_cover([ShardRef.from_dict(p["shard"]) for p in partials])
-    by_index = {int(p["shard"]["index"]): p for p in partials}
-    ordered = [by_index[s.index] for s in shards]
-    expected = {
-        "suite_sha256": suite.sha256,
-        "config_sha256": config_digest(config),
-        "reference_sha256": reference_sha256,
-        "run": dict(run) if run is not None else None,
-    }
-    for part, shard in zip(ordered, shards, strict=True):
-        for name, value in expected.items():
-            if (name != "run" or value is not None) and part.get(name) != value:
-                raise DataError(
-                    f"{shard.label}: partial has another {name.removesuffix('_sha256')} "
-                    f"({str(part.get(name))[:80]}, expected {str(value)[:80]})"
-                )
-    reasons = [p["quarantine_error"] for p in ordered if p.get("quarantine_error")]
-    if reasons:
-        raise DataError(reasons[0])
-    return ordered
-
-
-def _restamp(
-    base: GateResult, part: Mapping[str, Any], suite: g.Suite, config: g.ValidationConfig
-) -> tuple[GateResult, dict[str, Any]]:
-    stored = part["result"]
-    result = base.finished(
-        verdict=Verdict(stored["verdict"]),
-        message=stored["message"],
-        metrics=dict(stored["metrics"]),
-        findings=list(stored["findings"]),
-    )
-    details = dict(part["details"])
-    if config.render_html and "expectations" in details:
-        report = _report(details.get("screens"))
-        details["data_docs_html"] = render_html(result, suite.name, details["expectations"], report)
-    return result, details
-
-
-def _report(screens: Mapping[str, Any] | None) -> PoisoningReport | None:
-    if not screens:
-        return None
-    return PoisoningReport(tuple(ScreenResult(**s) for s in screens.values()))
-
-
-def _check_dtypes(parts: Sequence[Mapping[str, Any]]) -> None:
-    first = parts[0]
-    for part in parts[1:]:
-        label = ShardRef.from_dict(part["shard"]).label
-        if part["columns"] != first["columns"]:
-            raise DataError(f"shard 1/{len(parts)} and {label} have different columns")
-        for column, dtype in part["dtypes"].items():
-            if first["dtypes"][column] != dtype:
-                raise DataError(
-                    f"column {column!r} parses as {first['dtypes'][column]} in shard "
-                    f"1/{len(parts)} but as {dtype} in {label}: the shards cannot be merged"
-                )
-
-
-def _merge(
-    base: GateResult, parts: Sequence[Mapping[str, Any]], suite: g.Suite, config: g.ValidationConfig
-) -> tuple[GateResult, dict[str, Any]]:
-    _check_dtypes(parts)
-    unsupported = parts[0]["unsupported"]
-    if unsupported:
-        named = ", ".join(f"expectations[{u['index']}] {u['type']}" for u in unsupported)
-        raise DataError(f"{named} {se.NOT_MERGEABLE} (run it with one shard)")
-    rows = sum(int(p["rows"]) for p in parts)
-    columns = list(parts[0]["columns"])
-    items = []
-    for expectation in suite.configurations:
-        index = str(expectation.meta[g.INDEX_KEY])
-        if se.kind_of(expectation.type) == "map":
-            items.append(se.merge_map(expectation, [p["map"][index] for p in parts]))
-        else:
-            pieces = [p["aggregates"][index] for p in parts]
-            items.append(se.merge_aggregate(expectation, pieces, rows, columns))
-    gx_result = _suite_result(items)
-    sensitive = set().union(*(set(p["sensitive"]) for p in parts))
-    g.redact(gx_result, sensitive, config.keep_unexpected_values)
-    screened = sum(int(p.get("screened_rows", p["rows"])) for p in parts)
-    report = _merge_screens(parts, config, screened, columns) if config.screens.enabled else None
-    expectation_rows = g.expectation_rows(gx_result)
-    verdict, message = g.decide(expectation_rows, report, config.screens.warn_only)
-    summary = g.summarize(gx_result, expectation_rows)
-    shape = _Shape(rows, columns)
-    result = base.finished(
-        verdict=verdict,
-        message=message,
-        metrics={**g._metrics(shape, summary, expectation_rows, report), "shards": len(parts)},
-        findings=g._findings(expectation_rows, report, config.screens.warn_only),
-    )
-    details: dict[str, Any] = {
-        "suite": {"name": suite.name, "sha256": suite.sha256},
-        "summary": summary,
-        "expectations": expectation_rows,
-        "screens": report.to_dict() if report else None,
-        "validation_result": gx_result,
-        "shards": {"count": len(parts), "rows": [int(p["rows"]) for p in parts]},
-        **_quarantined(parts),
-    }
-    if config.render_html:
-        details["data_docs_html"] = render_html(result, suite.name, expectation_rows, report)
-    log.info("sharded data validation of %s over %d shards: %s (%s)", suite.name, len(parts),
-             verdict.value, message)  # fmt: skip
-    return result, details
-
-
-def _quarantined(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    if not any("quarantined_rows" in p for p in parts):
-        return {}
-    held = sum(int(p["quarantined_rows"]) for p in parts)
-    return {
-        "quarantine": {"kept_rows": sum(int(p["rows"]) for p in parts), "quarantined_rows": held}
-    }
-
-
-class _Shape:
-    """What :func:`gate._metrics` reads of a frame: its length and columns."""
-
-    def __init__(self, rows: int, columns: list[str]) -> None:
-        self.rows, self.columns = rows, columns
-
-    def __len__(self) -> int:
-        return self.rows
-
-
-def _suite_result(items: list[dict[str, Any]]) -> dict[str, Any]:
-    successful = sum(bool(i.get("success")) for i in items)
-    return {
-        "success": successful == len(items),
-        "statistics": {
-            "evaluated_expectations": len(items),
-            "successful_expectations": successful,
-            "unsuccessful_expectations": len(items) - successful,
-            "success_percent": 100.0 * successful / len(items) if items else None,
-        },
-        "results": items,
-    }
-
-
-def _merge_screens(
-    parts: Sequence[Mapping[str, Any]], config: g.ValidationConfig, rows: int, columns: list[str]
-) -> PoisoningReport:
-    screens = config.screens
-    pieces = {name: [p["screens"][name] for p in parts] for name in parts[0]["screens"]}
-    return PoisoningReport(
-        (
-            ss.merge_drift(pieces["drift"], screens, columns),
-            ss.merge_label(pieces["label_shift"], screens),
-            ss.merge_outliers(pieces["outliers"], screens, rows),
-            ss.merge_duplicates(pieces["duplicates"], screens),
-        )
-    )

@@ -9,7 +9,8 @@ import pytest
 
 from mlsecops_provider.core.errors import DigestMismatchError
 from mlsecops_provider.core.evidence import EvidenceStore, Verdict
-from mlsecops_provider.core.validation.sharded import merge_partials, partial_bytes
+from mlsecops_provider.core.validation.sharded import partial_bytes
+from mlsecops_provider.core.validation.sharded_merge import merge_partials
 from tests.security._sharded_validation import CONFIG, RUN, SUITE, partials
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlsecops_provider.core.evidence import Verdict
-from mlsecops_provider.core.validation.sharded import merge_partials
+from mlsecops_provider.core.validation.sharded_merge import merge_partials
 from tests.security._sharded_validation import CONFIG, RUN, SUITE, partials
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from mlsecops_provider.core.evidence import Verdict
 from mlsecops_provider.core.validation import gate as g
-from mlsecops_provider.core.validation.sharded import merge_partials
+from mlsecops_provider.core.validation.sharded_merge import merge_partials
 from tests.security._sharded_validation import CONFIG, RUN, partials
 
 ROW_DEPENDENT = [

@@ -15,7 +15,8 @@ from mlsecops_provider.core.evidence import Verdict
 from mlsecops_provider.core.shards.split import split_dataset
 from mlsecops_provider.core.validation import gate as g
 from mlsecops_provider.core.validation.poisoning import PoisoningConfig
-from mlsecops_provider.core.validation.sharded import merge_partials, partial_bytes, validate_shard
+from mlsecops_provider.core.validation.sharded import partial_bytes, validate_shard
+from mlsecops_provider.core.validation.sharded_merge import merge_partials
 from mlsecops_provider.include.generator import generate
 
 SUITE = "include/suites/credit_risk.json"
