@@ -94,7 +94,7 @@ class ChunkSource:
         offset = filled = 0
         size = self.chunk_rows
         names = list(columns) if columns is not None else None
-        for batch in parquet.iter_batches(batch_size=size, columns=names):
+        for batch in _row_group_batches(parquet, size, names):
             batches.append(batch)
             filled += batch.num_rows
             while filled >= size:  # exactly ``size`` rows, whatever the row groups
@@ -320,3 +320,11 @@ class ChunkSink:
         except Exception as err:  # OSError or botocore's many types: the output is not there
             raise StorageError(f"{self.uri}: cannot write ({type(err).__name__})") from err
         self.published = True
+
+
+def _row_group_batches(parquet: Any, size: int, names: list[str] | None) -> Iterator[Any]:
+    """Record batches of at most ``size`` rows, one reader per row group: a single
+    ``iter_batches`` over the whole file keeps memory of every batch it decoded until it
+    ends (pyarrow 25), so memory would grow with the table instead of the chunk."""
+    for group in range(parquet.metadata.num_row_groups):
+        yield from parquet.iter_batches(batch_size=size, row_groups=[group], columns=names)
