@@ -23,19 +23,27 @@ this fails closed.
 from __future__ import annotations
 
 import hashlib
-import logging
 import mmap
 import os
 import stat
+import sys
 import threading
 from collections.abc import Iterable
-from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from mlsecops_provider.core.errors import ConfigError, DataError, StorageError
 from mlsecops_provider.core.manifest import DEFAULT_IGNORE, Diff, Manifest
 
-log = logging.getLogger(__name__)
+
+def _log(level: str, message: str, *args: object) -> None:
+    """Log through ``logging`` without importing it at start-up (``mlsecops hash``): a
+    record below WARNING is dropped unless ``logging`` is loaded (wherever a handler could
+    show it, it is)."""
+    if level != "warning" and "logging" not in sys.modules:
+        return
+    import logging
+
+    getattr(logging.getLogger(__name__), level)(message, *args)
+
 
 BUFFER_SIZE = 1 << 20  # per-thread read buffer for small files and unmappable ones
 MMAP_MIN_SIZE = 256 << 10  # files at least this big are hashed through memory maps
@@ -112,45 +120,54 @@ class _Entry:
         self.size = size
 
 
-def _as_path(path: str | os.PathLike[str]) -> Path:
+def _as_path(path: str | os.PathLike[str]) -> str:
+    """A local path (``os.path`` only: pathlib and urllib cost the command's start-up)."""
     text = os.fspath(path)
     if "://" not in text:
-        return Path(text)
+        return text
+    from urllib.parse import unquote, urlparse
+
     parsed = urlparse(text)
     if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
         raise StorageError(f"{text}: hashing needs a local path or a file:// URI on this host")
-    return Path(unquote(parsed.path))
+    return unquote(parsed.path)
+
+
+def _inside(target: str, root: str) -> bool:
+    """``target`` is ``root`` or under it (both resolved)."""
+    return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _ignored(rel: str, ignore: frozenset[str]) -> bool:
     return any(rel == ig or rel.startswith(ig + "/") for ig in ignore)
 
 
-def _symlink_entry(link: str, rel: str, real_root: Path) -> _Entry:
+def _symlink_entry(link: str, rel: str, real_root: str) -> _Entry:
     try:
-        target = Path(link).resolve(strict=True)
-        st = target.stat()
+        target = os.path.realpath(link, strict=True)
+        st = os.stat(target)
     except (OSError, RuntimeError) as err:
         raise StorageError(f"{link}: broken or looping symlink") from err
-    if not target.is_relative_to(real_root):
+    if not _inside(target, real_root):
         raise StorageError(f"{link}: symlink points outside {real_root} (to {target}); refused")
     if stat.S_ISDIR(st.st_mode):
         raise StorageError(f"{link}: symlink to a directory; refused (only links to files)")
     if not stat.S_ISREG(st.st_mode):
         raise StorageError(f"{link}: symlink to a special file; refused")
-    return _Entry(rel, str(target), st.st_size)
+    return _Entry(rel, target, st.st_size)
 
 
-def _walk(real_root: Path, ignore: frozenset[str], hidden: list[str] | None = None) -> list[_Entry]:
+def _walk(real_root: str, ignore: frozenset[str], hidden: list[str] | None = None) -> list[_Entry]:
     entries: list[_Entry] = []
     pending = [""]
     while pending:
         rel_dir = pending.pop()
+        folder = os.path.join(real_root, rel_dir) if rel_dir else real_root
         try:
-            with os.scandir(real_root / rel_dir) as listing:
+            with os.scandir(folder) as listing:
                 children = list(listing)
         except OSError as err:
-            raise StorageError(f"{real_root / rel_dir}: cannot list ({err.strerror})") from err
+            raise StorageError(f"{folder}: cannot list ({err.strerror})") from err
         for child in children:
             rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
             if _ignored(rel, ignore):
@@ -216,10 +233,10 @@ def hash_path(
     if workers is not None and workers < 1:
         raise ConfigError(f"workers: must be at least 1, got {workers}")
     root = _as_path(path)
-    name = Path(os.path.abspath(root)).name
+    name = os.path.basename(os.path.abspath(root))
     try:
-        real_root = root.resolve(strict=True)
-        mode = real_root.stat().st_mode
+        real_root = os.path.realpath(root, strict=True)
+        mode = os.stat(real_root).st_mode
     except (OSError, RuntimeError) as err:
         raise StorageError(f"{path}: no such file or directory") from err
     if stat.S_ISREG(mode):
@@ -230,11 +247,17 @@ def hash_path(
     hidden: list[str] = []
     entries = _walk(real_root, ignore_set, hidden)
     if hidden:
-        log.warning("%s: not covered by the digest (ignored): %s", path, ", ".join(hidden))
+        _log("warning", "%s: not covered by the digest (ignored): %s", path, ", ".join(hidden))
     if not entries:
-        log.warning("%s: directory has no files to hash", path)
+        _log("warning", "%s: directory has no files to hash", path)
     files = _hash_entries(entries, workers)
-    log.info("hashed %d files (%d bytes) under %s", len(files), sum(e.size for e in entries), path)
+    _log(
+        "info",
+        "hashed %d files (%d bytes) under %s",
+        len(files),
+        sum(e.size for e in entries),
+        path,
+    )
     return Manifest(
         kind="directory",
         name=name,

@@ -10,7 +10,6 @@ MANIFEST may be a local path, ``file://`` or ``s3://`` URI.
 from __future__ import annotations
 
 import argparse
-import logging
 
 from mlsecops_provider.core.cli.contract import EXIT_FAIL, EXIT_PASS, positive_int
 from mlsecops_provider.core.hashing import compare, hash_path
@@ -19,8 +18,6 @@ from mlsecops_provider.core.manifest import Manifest
 TYPE_CHECKING = False  # typing is not imported at start-up (see contract.py)
 if TYPE_CHECKING:
     from typing import Any
-
-log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +30,7 @@ def register(subparsers: Any) -> None:
     hash_parser.add_argument("path", metavar="PATH", help="file or directory to hash")
     hash_parser.add_argument("--out", metavar="MANIFEST", help="write the manifest JSON here")
     hash_parser.add_argument("--workers", type=positive_int, help="threads (default: all cores)")
-    hash_parser.set_defaults(handler=run_hash)
+    hash_parser.set_defaults(handler=run_hash, light=True)
 
     verify_parser = subparsers.add_parser(
         "verify",
@@ -46,17 +43,21 @@ def register(subparsers: Any) -> None:
         "--manifest", required=True, metavar="MANIFEST", help="manifest JSON from 'hash --out'"
     )
     verify_parser.add_argument("--workers", type=positive_int, help="threads (default: all cores)")
-    verify_parser.set_defaults(handler=run_verify)
+    verify_parser.set_defaults(handler=run_verify, light=True)
 
 
 def run_hash(args: argparse.Namespace) -> int:
     manifest = hash_path(args.path, workers=args.workers)
     if args.out:  # storage (and its imports) only when a manifest is written
+        import logging
+
         from mlsecops_provider.core.storage import normalise_uri, storage_for
 
         uri = normalise_uri(args.out)
         storage_for(uri).write_bytes(uri, manifest.to_json().encode(), "application/json")
-        log.info("wrote manifest of %d files to %s", len(manifest.files), uri)
+        logging.getLogger(__name__).info(
+            "wrote manifest of %d files to %s", len(manifest.files), uri
+        )
     print(manifest.root_digest)
     return EXIT_PASS
 

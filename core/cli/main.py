@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -133,14 +132,24 @@ def parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
     return build_parser()
 
 
+def configure_logging(verbose: bool) -> None:
+    """Records to stderr, INFO and up with ``--verbose``, else WARNING and up. A command that
+    sets ``light`` (``hash``, ``verify``) leaves ``logging`` unloaded unless ``--verbose``: its
+    warnings then print as bare lines (Python's last-resort handler)."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = parser_for(argv)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    if args.verbose or not getattr(args, "light", False):
+        configure_logging(args.verbose)  # light commands (hash) skip the import: start-up time
     if not getattr(args, "handler", None):
         if args.command is None:
             parser.print_help()
