@@ -85,9 +85,9 @@ class Guard:
             return "token:" + hashlib.sha256(auth.encode()).hexdigest()[:16]
         return "addr:" + (request.client.host if request.client else "?")
 
-    async def check(self, request: Request) -> tuple[Any, str, bool]:
+    async def check(self, request: Request) -> tuple[Any, str, bool, bytes]:
         """The request as a DataFrame, its id, whether the frame is already schema-enforced
-        (:class:`FastFrames`); RequestRejected otherwise."""
+        (:class:`FastFrames`) and the raw body; RequestRejected otherwise."""
         if self.bearer is not None and not self.bearer.allows(request.headers.get("authorization")):
             raise RequestRejected(401, "a valid bearer token is required", "unauthenticated")
         if not self.limiter.allow(self.client_key(request)):
@@ -97,7 +97,8 @@ class Guard:
         champion = self.service.champion
         frame, enforced = parse_request(body, champion.input_schema, champion.columns, self.fast)
         given = request.headers.get("x-request-id", "")
-        return frame, given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex, enforced
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        return frame, request_id, enforced, body
 
 
 def refused(service: ServingService, err: RequestRejected) -> Response:
@@ -143,8 +144,8 @@ def create_app(service: ServingService, token: str | None = None) -> FastAPI:
     async def invocations(request: Request) -> Response:
         started = time.perf_counter()
         try:
-            frame, request_id, enforced = await guard.check(request)
-            answer = await service.answer(frame, request_id, enforced)
+            frame, request_id, enforced, body = await guard.check(request)
+            answer = await service.answer(frame, request_id, enforced, body)
         except RequestRejected as err:
             return refused(service, err)
         return answered(service, answer, request_id, started)

@@ -52,19 +52,36 @@ class FastFrames:
 
     def frame(self, key: str, payload: Any) -> Any:
         """The enforced DataFrame for ``{key: payload}``, or None when it is not plain."""
+        rows, index = self._rows_and_index(key, payload)
+        return None if not rows else self._build(rows, index)
+
+    def joined(self, payloads: list[tuple[str, Any]]) -> tuple[Any, list[int]] | None:
+        """One enforced frame of the rows of several plain requests (a new 0..n-1 index, as
+        ``pd.concat(..., ignore_index=True)`` of their frames) and each request's row count;
+        None when one of them is not plain."""
+        every: list[Any] = []
+        sizes: list[int] = []
+        for key, payload in payloads:
+            rows, _ = self._rows_and_index(key, payload)
+            if not rows:
+                return None
+            every.extend(rows)
+            sizes.append(len(rows))
+        frame = self._build(every) if every else None
+        return None if frame is None else (frame, sizes)
+
+    def _rows_and_index(self, key: str, payload: Any) -> tuple[list[Any] | None, Any]:
         if self.plan is None:
-            return None
-        index = None
+            return None, None
         if key == "dataframe_split":
             rows = self._split_rows(payload)
             index = payload.get("index") if rows else None
             if index is not None and not _plain_index(index, len(rows or ())):
-                return None
-        elif key == "dataframe_records":
-            rows = self._record_rows(payload)
-        else:
-            return None
-        return None if not rows else self._build(rows, index)
+                return None, None
+            return rows, index
+        if key == "dataframe_records":
+            return self._record_rows(payload), None
+        return None, None
 
     def _split_rows(self, payload: Any) -> list[Any] | None:
         if not isinstance(payload, dict) or not set(payload) <= {"columns", "data", "index"}:

@@ -60,24 +60,104 @@ def _child(conn: Any, files: dict[str, bytes], where: str, scan: Any, nice: int)
         conn.send_bytes(json.dumps({"error": f"{type(err).__name__}: {err}"}).encode())
         return
 
-    def predict(frame: Any) -> tuple[list[str], float]:
-        frame = enforce_schema(frame, schema, flavor)
+    def predict(frame: Any, enforced: bool = False) -> tuple[list[str], float]:
+        frame = frame if enforced else enforce_schema(frame, schema, flavor)
         started = time.thread_time()
         raw = impl.predict(frame)
         return jsonable_values(raw), time.thread_time() - started
 
+    bodies = RequestBodies(schema, flavor, pyfunc)
     while True:
         try:
             message = pickle.loads(conn.recv_bytes())  # from the parent, our own process
-            frames = [pickle.loads(frame) for frame in message]
         except (EOFError, OSError):
             return
         try:
-            results, cpu = score_frames(frames, predict)
+            if isinstance(message, tuple) and message[0] == "bodies":
+                results, cpu = bodies.score(list(message[1]), predict)
+            else:
+                results, cpu = score_frames([pickle.loads(f) for f in message], predict)
             reply: dict[str, Any] = {"results": results, "cpu": cpu}
         except Exception as err:  # a failing shadow answers with its error
             reply = {"error": f"{type(err).__name__}: {err}"}
         conn.send_bytes(json.dumps(reply).encode())
+
+
+class RequestBodies:
+    """Scores a batch of raw request bodies with the shadow's own schema (in its process).
+
+    The first request is parsed and predicted alone (its CPU time is the one logged); when
+    every other one is a plain request (:class:`FastFrames`), their rows become one frame and
+    one prediction, else each is parsed as the server parses it and scored by
+    :func:`score_frames`. A body the shadow's schema refuses fails only itself.
+    """
+
+    def __init__(self, schema: Any, flavor: str | None, pyfunc: Any) -> None:
+        from mlsecops_provider.core.serving.fastparse import FastFrames
+
+        self.schema, self.fast = schema, FastFrames(schema, flavor)
+        names = schema.input_names() if schema is not None and schema.has_input_names() else None
+        self.columns = tuple(map(str, names)) if names else None
+
+    def score(
+        self, bodies: list[bytes], predict: Any
+    ) -> tuple[list[list[str] | str], float | None]:
+        from mlsecops_provider.core.serving.protocol import decode_body
+
+        rest = bodies[1:]
+        if len(rest) > 1 and self.fast.enabled:
+            try:
+                joined = self.fast.joined([decode_body(b) for b in rest])
+            except Exception:  # a malformed body: each on its own below
+                joined = None
+            if joined is not None:
+                try:
+                    values, _ = predict(joined[0], enforced=True)
+                except Exception:  # one bad request fails only itself: one by one below
+                    values = []
+                if len(values) == sum(joined[1]):
+                    first, cpu = self._first(bodies[0], predict)
+                    out: list[list[str] | str] = [first]
+                    offset = 0
+                    for size in joined[1]:
+                        out.append(values[offset : offset + size])
+                        offset += size
+                    return out, cpu
+        return self._one_by_one(bodies, predict)
+
+    def _one_by_one(
+        self, bodies: list[bytes], predict: Any
+    ) -> tuple[list[list[str] | str], float | None]:
+        from mlsecops_provider.core.serving.mirror import score_frames
+
+        frames = [self._frame_or_error(b) for b in bodies]
+        good = [i for i, f in enumerate(frames) if not isinstance(f, str)]
+        out: list[list[str] | str] = [f if isinstance(f, str) else [] for f in frames]
+        if not good:
+            return out, None
+        scored, cpu = score_frames([frames[i] for i in good], predict)
+        for i, result in zip(good, scored, strict=True):
+            out[i] = result
+        return out, cpu if good[0] == 0 else None
+
+    def _first(self, body: bytes, predict: Any) -> tuple[list[str] | str, float | None]:
+        try:
+            values, cpu = predict(self._frame(body))
+            return values, cpu
+        except Exception as err:
+            return f"{type(err).__name__}: {err}", None
+
+    def _frame(self, body: bytes) -> Any:
+        from mlsecops_provider.core.serving.protocol import parse_request
+
+        return parse_request(body, self.schema, self.columns, None)[0]
+
+    def _frame_or_error(self, body: bytes) -> Any:
+        """The body's frame, or the error (a string) the shadow's schema gives."""
+        try:
+            return self._frame(body)
+        except Exception as err:
+            return f"{type(err).__name__}: {err}"
 
 
 def _one_thread() -> None:
@@ -142,19 +222,25 @@ class ShadowProcess:
         One message each way for the whole batch; RuntimeError when the process is gone or
         answers with anything but strings and a number.
         """
-        if not self._process.is_alive():
-            raise RuntimeError("the shadow process is gone")
         # frame by frame: one pickle call holds the interpreter lock, a short one lets the
         # event loop in between
         message = [pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL) for frame in frames]
+        return self._exchange(message, len(frames))
+
+    def predict_bodies(self, bodies: list[bytes]) -> tuple[list[list[str] | str], float | None]:
+        """As :meth:`predict_batch` for the requests' raw bodies: the child parses them (no
+        frame is pickled on the server's side, where the answers hold the interpreter)."""
+        return self._exchange(("bodies", list(bodies)), len(bodies))
+
+    def _exchange(self, message: Any, count: int) -> tuple[list[list[str] | str], float | None]:
+        if not self._process.is_alive():
+            raise RuntimeError("the shadow process is gone")
         self._conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
         reply = json.loads(self._conn.recv_bytes())
         if "error" in reply:
             raise RuntimeError(str(reply["error"]))
         results, cpu = reply.get("results"), reply.get("cpu")
-        if not _well_formed(results, len(frames)) or not (
-            cpu is None or isinstance(cpu, (int, float))
-        ):
+        if not _well_formed(results, count) or not (cpu is None or isinstance(cpu, (int, float))):
             raise RuntimeError("the shadow process sent something other than predictions")
         return results, None if cpu is None else float(cpu)
 

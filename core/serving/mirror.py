@@ -8,7 +8,9 @@ records errors: neither can delay or change an answer.
 
 The worker takes the queue in batches (what is waiting, up to ``batch_max`` requests, after
 lingering ``batch_wait_s`` for more): one message to the shadow's process and two
-predictions per batch instead of one per request (:func:`score_frames`). The first request
+predictions per batch instead of one per request (:func:`score_frames`). A shadow process
+gets the requests' raw bodies and parses them itself, so the server's interpreter pickles
+no frame; recording a batch yields the interpreter between requests. The first request
 of a batch is predicted alone and its CPU time logged (``shadow_cpu_ms``), so the warm-up
 gate compares the shadow's cost per request with the champion's like for like; the others
 are predicted together and logged without a CPU time.
@@ -91,6 +93,7 @@ def jsonable_values(raw: Any) -> list[str]:
 class MirrorItem:
     frame: Any
     rows: list[dict[str, Any]]
+    body: bytes | None = None  # the raw request, for a shadow process that parses it itself
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -124,7 +127,7 @@ class ShadowMirror:
             self._thread = threading.Thread(target=self._run, name="shadow-mirror", daemon=True)
             self._thread.start()
 
-    def submit(self, frame: Any, rows: list[dict[str, Any]]) -> str:
+    def submit(self, frame: Any, rows: list[dict[str, Any]], body: bytes | None = None) -> str:
         """Hand a served request over (never blocks); returns its shadow status."""
         status = "queued"
         if self.shadow is None:
@@ -133,7 +136,7 @@ class ShadowMirror:
             status = "not_sampled"
         else:
             try:
-                self.queue.put_nowait(MirrorItem(frame, rows))
+                self.queue.put_nowait(MirrorItem(frame, rows, body))
             except queue.Full:
                 status = "dropped"
         self.metrics.shadow.labels(status).inc()
@@ -186,7 +189,14 @@ class ShadowMirror:
         assert self.shadow is not None
         started, frames = time.perf_counter(), [item.frame for item in batch]
         try:  # timed as the champion is: the model on a frame its schema already accepted
-            if self.runner is not None:
+            bodies = [item.body for item in batch]
+            if (
+                self.runner is not None
+                and hasattr(self.runner, "predict_bodies")
+                and all(body is not None for body in bodies)
+            ):
+                results, cpu = self.runner.predict_bodies(bodies)
+            elif self.runner is not None:
                 results, cpu = self.runner.predict_batch(frames)
             else:
                 results, cpu = score_frames(frames, self._predict_here)
@@ -196,6 +206,7 @@ class ShadowMirror:
         self.metrics.latency.labels("shadow", self.shadow.version).observe(elapsed)
         for index, (item, result) in enumerate(zip(batch, results, strict=True)):
             self._record(item, result, elapsed, cpu if index == 0 else None)
+            time.sleep(0)  # let the answers' thread take the interpreter between records
 
     def _record(
         self, item: MirrorItem, result: list[str] | str, elapsed: float, cpu: float | None

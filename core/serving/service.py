@@ -141,7 +141,13 @@ class ServingService:
 
     # ------------------------------------------------------------------ answering
 
-    async def answer(self, frame: pd.DataFrame, request_id: str, enforced: bool = False) -> Answer:
+    async def answer(
+        self,
+        frame: pd.DataFrame,
+        request_id: str,
+        enforced: bool = False,
+        request_body: bytes | None = None,
+    ) -> Answer:
         model_input, rows_out, checked = self.validate(frame, enforced)
         reason, champion_raw, error = "", None, ""
         champion_ms: tuple[float | None, float | None] = (None, None)
@@ -184,7 +190,7 @@ class ServingService:
             rows_out,
             checked,
         )
-        self.mirror.submit(model_input, rows)
+        self.mirror.submit(model_input, rows, request_body)
         return Answer(body, served.version, reason, len(frame))
 
     async def _fall_back(self, reason: str, frame: pd.DataFrame) -> tuple[ServedModel, Any]:

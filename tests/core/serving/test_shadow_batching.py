@@ -108,3 +108,42 @@ def test_the_shadow_process_runs_at_the_lowest_priority(models: dict[str, Any]) 
         assert os.getpriority(os.PRIO_PROCESS, runner.pid) == 19
     finally:
         runner.close()
+
+
+def test_raw_bodies_score_as_their_frames_and_a_bad_one_fails_only_itself(
+    models: dict[str, Any],
+) -> None:
+    """The shadow process's path (raw bodies, plain ones joined into one frame) gives each
+    request the predictions its own frame gets; a body the shadow refuses fails alone."""
+    import json
+
+    from mlsecops_provider.core.serving.isolated import RequestBodies
+
+    shadow = models["shadow"]
+    pyfunc = shadow.pyfunc
+    scorer = RequestBodies(shadow.input_schema, pyfunc.loader_module, pyfunc)
+    assert scorer.fast.enabled
+    batch = frames(6)
+    bodies = [json.dumps({"dataframe_records": f.to_dict("records")}).encode() for f in batch[:4]]
+    bodies.append(
+        json.dumps({"dataframe_split": json.loads(batch[4].to_json(orient="split"))}).encode()
+    )
+    bodies.append(json.dumps({"dataframe_records": batch[5].to_dict("records")}).encode())
+    predict = predictor(shadow)
+
+    def timed(frame: Any, enforced: bool = False) -> tuple[list[str], float]:
+        return predict(frame)
+
+    expected = [predict(f)[0] for f in batch]
+    joined, cpu = scorer.score(bodies, timed)
+    assert joined == expected and cpu == 0.001
+    bad = list(bodies)
+    bad[2] = json.dumps(
+        {"dataframe_records": [{"age": "old", "income": 1.0, "segment": "a"}]}
+    ).encode()
+    bad[3] = b"{not json"
+    results, _ = scorer.score(bad, timed)
+    assert isinstance(results[2], str) and isinstance(results[3], str)
+    assert [r for i, r in enumerate(results) if i not in (2, 3)] == [
+        e for i, e in enumerate(expected) if i not in (2, 3)
+    ]
