@@ -213,8 +213,8 @@ def run(size_mib: int, count: int, repeat: int, workdir: Path) -> None:
     uncached = 1e-9 / best["uncached"]
     print(f"editable, no bytecode caches written (PYTHONDONTWRITEBYTECODE=1): "
           f"{uncached * 1e3:.0f} ms")  # fmt: skip
-    print(f"target (a) >= 0.85x: {'met' if ratio_a >= 0.85 else 'MISSED'} ({ratio_a:.2f}x)")
-    print(f"target (b) >= 0.85x: {'met' if ratio_b >= 0.85 else 'MISSED'} ({ratio_b:.2f}x)")
+    print(f"target (a) >= 0.85x: {'met' if ratio_a >= 0.85 else 'MISSED'} ({ratio_a:.3f}x)")
+    print(f"target (b) >= 0.85x: {'met' if ratio_b >= 0.85 else 'MISSED'} ({ratio_b:.3f}x)")
     print(f"load average (1/5/15 min): before {load_before}, after {os.getloadavg()}")
 
 

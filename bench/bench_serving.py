@@ -261,6 +261,16 @@ def main() -> None:
             for process, _ in processes.values():
                 process.wait(timeout=60)
         report(results, answers, args)
+        shadow_outcomes(folder / "log-ours+shadow")
+
+
+def shadow_outcomes(log_dir: Path) -> None:
+    """What the shadow did with the mirrored requests (from the server's prediction log)."""
+    from mlsecops_provider.core.serving.prediction_log import read_prediction_log
+
+    logged = read_prediction_log(log_dir.as_uri())
+    counts = logged.drop_duplicates("request_id")["shadow_status"].value_counts().to_dict()
+    print(f"shadow outcome per logged request: {counts} (of {logged['request_id'].nunique()})")
 
 
 KINDS = ("mlflow", "ours", "ours+shadow")

@@ -49,8 +49,8 @@ class ServingConfig:
     burst: int = 200
     shadow_sample_rate: float = 1.0
     shadow_queue_size: int = 1000
-    shadow_batch_max: int = 64
-    shadow_batch_wait_s: float = 0.2
+    shadow_batch_max: int = 256
+    shadow_batch_wait_s: float = 1.0
     shadow_process: bool = True
     predict_workers: int = 4
     log_batch_rows: int = 500

@@ -155,7 +155,22 @@ def _profile(
 
 
 def run(app: Any, host: str, port: int) -> None:
-    """Serve with uvicorn until interrupted."""
+    """Serve with uvicorn until interrupted (start-up objects out of the garbage collector's
+    reach first: see :func:`freeze_startup_objects`)."""
     import uvicorn
 
+    freeze_startup_objects()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def freeze_startup_objects() -> None:
+    """Move every object alive now (the imported libraries, the loaded models: ~250k objects)
+    to the collector's permanent generation. A full collection over them takes ~0.17 s here;
+    requests that keep objects alive a little longer (queued for the shadow, buffered for the
+    prediction log) make full collections frequent, and each one stalls every answer in
+    flight. Frozen, a full collection walks only what the requests left."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    log.info("serving: %d start-up objects frozen out of garbage collection", gc.get_freeze_count())
