@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,6 +49,8 @@ class Storage(Protocol):
 
     def write_bytes(self, uri: str, data: bytes, content_type: str | None = None) -> None: ...
 
+    def write_file(self, uri: str, path: Path, content_type: str | None = None) -> None: ...
+
     def exists(self, uri: str) -> bool: ...
 
     def list(self, prefix_uri: str) -> list[str]: ...
@@ -82,6 +85,18 @@ class LocalStorage:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             os.replace(tmp, path)
+        except OSError as err:
+            raise StorageError(f"{uri}: cannot write ({err.strerror})") from err
+
+    def write_file(self, uri: str, path: Path, content_type: str | None = None) -> None:
+        """Copy the local file ``path`` to ``uri`` (streamed; replaced atomically)."""
+        target = _local_path(uri)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            os.close(fd)
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
         except OSError as err:
             raise StorageError(f"{uri}: cannot write ({err.strerror})") from err
 
@@ -173,6 +188,17 @@ class S3Storage:
             extra["ContentType"] = content_type
         try:
             self.client.put_object(Bucket=bucket, Key=key, Body=data, **extra)
+        except Exception as err:
+            raise StorageError(f"{uri}: cannot write to S3 ({_s3_reason(err)})") from err
+
+    def write_file(self, uri: str, path: Path, content_type: str | None = None) -> None:
+        """Upload the local file ``path`` (boto3's managed transfer: multipart when big)."""
+        bucket, key = _split_s3(uri)
+        extra = dict(self._put_args)
+        if content_type:
+            extra["ContentType"] = content_type
+        try:
+            self.client.upload_file(str(path), bucket, key, ExtraArgs=extra or None)
         except Exception as err:
             raise StorageError(f"{uri}: cannot write to S3 ({_s3_reason(err)})") from err
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mlsecops_provider.core.data.datasets import describe, parse_table
+from mlsecops_provider.core.data.ingest import ingest_copy
 from mlsecops_provider.core.settings import Settings
-from mlsecops_provider.core.storage import normalise_uri, read_verified, storage_for
+from mlsecops_provider.core.storage import normalise_uri
 from mlsecops_provider.core.tracking.lineage import LineageRecorder
 from mlsecops_provider.operators._lineage import operator_lineage
 from mlsecops_provider.operators._runtime import bad_input_fails_task, run_key
@@ -52,26 +52,28 @@ class DatasetIngestOperator(MLSecOpsOperator):
 
     def _ingest(self, context: Any) -> dict[str, Any]:
         settings = Settings.from_env()
-        factory = self.s3_factory
         source = normalise_uri(self.source_uri)
-        data = read_verified(storage_for(source, factory), source, self.source_sha256 or None)
-        frame, fmt = parse_table(data, source)
         key = run_key(context)
-        target = settings.run_artifact_uri(
-            key.dag_id, key.run_id, "data", f"{self.dataset_name}.{fmt}"
+        done = ingest_copy(
+            source,
+            self.source_sha256 or None,
+            lambda fmt: settings.run_artifact_uri(
+                key.dag_id, key.run_id, "data", f"{self.dataset_name}.{fmt}"
+            ),
+            self.s3_factory,
         )
-        storage_for(target, factory).write_bytes(target, data)
-        ref = describe(target, data, frame, fmt)
-        self._lineage = ([describe(source, data, frame, fmt)], [ref])
+        ref = done.target
+        self._lineage = ([done.source], [ref])
         lineage = LineageRecorder(settings)
         mlflow_run = lineage.run_for(key)
         lineage.log_dataset(
-            mlflow_run, frame, ref, name=self.dataset_name, context="raw", targets=self.label_column
-        )
+            mlflow_run, done.sample, ref, name=self.dataset_name, context="raw",
+            targets=self.label_column,
+        )  # fmt: skip
         self.log.info(
             "Ingested %s -> %s: %d rows x %d columns, sha256 %s (MLflow run %s)",
             source,
-            target,
+            ref.uri,
             ref.rows,
             len(ref.columns),
             ref.sha256,

@@ -7,6 +7,7 @@ on any worker, writes to the same MLflow run.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -155,7 +156,8 @@ class LineageRecorder:
         context: str,
         targets: str | None = None,
     ) -> None:
-        """Log a dataset input with its digest (the full SHA-256 goes into an input tag)."""
+        """Log a dataset input with its digest (the full SHA-256 goes into an input tag);
+        ``frame`` may be a sample of the rows (the profile then gives ``ref.rows``)."""
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.pandas_dataset import PandasDataset
         from mlflow.entities import DatasetInput, InputTag
@@ -170,6 +172,12 @@ class LineageRecorder:
             InputTag(TAG_URI, ref.uri),
         ]
         entity = dataset._to_mlflow_entity()
+        if ref.rows != len(frame):  # ``frame`` is a sample of a streamed dataset: its true shape
+            from mlflow.entities import Dataset
+
+            profile = {"num_rows": ref.rows, "num_elements": ref.rows * len(frame.columns)}
+            entity = Dataset(entity.name, entity.digest, entity.source_type, entity.source,
+                             entity.schema, json.dumps(profile))  # fmt: skip
         # two runs logging the same new dataset at once: one insert loses on the dataset's
         # unique key; the retry finds the dataset stored and links it
         _retried(lambda: self.client.log_inputs(mlflow_run_id, [DatasetInput(entity, tags)]))
