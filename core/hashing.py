@@ -54,13 +54,20 @@ _local = threading.local()
 # ---------------------------------------------------------------------------- single files
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes (memory-mapped or streamed; never followed if a link)."""
+def sha256_file(path: str | os.PathLike[str], identity: tuple[int, int] | None = None) -> str:
+    """Hex SHA-256 of a file's bytes (memory-mapped or streamed; never followed if a link).
+
+    ``identity`` (device, inode): the file a directory walk found; a path that now opens
+    another file (a folder on it swapped for a link meanwhile) is refused.
+    """
     source = os.fspath(path)
     fd = _open(source)
     try:
         digest = hashlib.sha256()
-        size = os.fstat(fd).st_size
+        info = os.fstat(fd)
+        if identity is not None and (info.st_dev, info.st_ino) != identity:
+            raise StorageError(f"{source}: changed while the folder was hashed (another file)")
+        size = info.st_size
         offset = _hash_mapped(fd, size, digest) if size >= MMAP_MIN_SIZE else 0
         _hash_read(fd, offset, digest)
         return digest.hexdigest()
@@ -112,12 +119,13 @@ def _hash_read(fd: int, offset: int, digest: hashlib._Hash) -> None:
 
 
 class _Entry:
-    __slots__ = ("rel", "source", "size")
+    __slots__ = ("rel", "source", "size", "identity")
 
-    def __init__(self, rel: str, source: str, size: int) -> None:
+    def __init__(self, rel: str, source: str, st: os.stat_result) -> None:
         self.rel = rel  # POSIX path relative to the root (the manifest key)
         self.source = source  # what to open: the file itself, or the target of a symlink
-        self.size = size
+        self.size = st.st_size
+        self.identity = (st.st_dev, st.st_ino)  # checked again when the file is opened
 
 
 def _as_path(path: str | os.PathLike[str]) -> str:
@@ -154,7 +162,7 @@ def _symlink_entry(link: str, rel: str, real_root: str) -> _Entry:
         raise StorageError(f"{link}: symlink to a directory; refused (only links to files)")
     if not stat.S_ISREG(st.st_mode):
         raise StorageError(f"{link}: symlink to a special file; refused")
-    return _Entry(rel, target, st.st_size)
+    return _Entry(rel, target, st)
 
 
 def _walk(real_root: str, ignore: frozenset[str], hidden: list[str] | None = None) -> list[_Entry]:
@@ -181,7 +189,7 @@ def _walk(real_root: str, ignore: frozenset[str], hidden: list[str] | None = Non
             if stat.S_ISDIR(st.st_mode):
                 pending.append(rel)
             elif stat.S_ISREG(st.st_mode):
-                entries.append(_Entry(rel, child.path, st.st_size))
+                entries.append(_Entry(rel, child.path, st))
             else:
                 raise StorageError(f"{child.path}: special file (FIFO, socket, device); refused")
     return entries
@@ -192,7 +200,7 @@ def _hash_entries(entries: list[_Entry], workers: int | None) -> dict[str, str]:
     ordered = sorted(entries, key=lambda e: e.size, reverse=True)
     workers = min(workers or os.cpu_count() or 1, max(len(ordered), 1))
     if workers <= 1:
-        return {e.rel: sha256_file(e.source) for e in ordered}
+        return {e.rel: sha256_file(e.source, e.identity) for e in ordered}
     # plain threads taking the next file, not concurrent.futures (start-up time)
     digests: dict[str, str] = {}
     failed: list[BaseException] = []
@@ -206,7 +214,7 @@ def _hash_entries(entries: list[_Entry], workers: int | None) -> dict[str, str]:
             if entry is None:
                 return
             try:
-                digests[entry.rel] = sha256_file(entry.source)
+                digests[entry.rel] = sha256_file(entry.source, entry.identity)
             except BaseException as err:  # raised in the caller's thread below
                 failed.append(err)
 

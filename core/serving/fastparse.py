@@ -125,9 +125,12 @@ class FastFrames:
                     columns[name] = values  # pandas infers its text dtype, as MLflow's path
             except OverflowError:  # an integer beyond int64: MLflow's path decides
                 return None
-        if index is None:
-            return pd.DataFrame(columns)
-        return pd.DataFrame(columns, index=pd.Index(np.array(index, dtype=np.int64)))
+        try:
+            if index is None:
+                return pd.DataFrame(columns)
+            return pd.DataFrame(columns, index=pd.Index(np.array(index, dtype=np.int64)))
+        except Exception:  # e.g. a lone surrogate pyarrow cannot encode: MLflow's path decides
+            return None
 
     def _agrees(self, input_schema: Any, flavor: str | None) -> bool:
         """Both paths give the identical frame on a sample of the schema's types."""

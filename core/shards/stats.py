@@ -62,11 +62,16 @@ def digest_key(source_sha256: str) -> bytes:
     return hashlib.sha256(f"mlsecops-shard-digest|{source_sha256}|{secret}".encode()).digest()
 
 
+def _is_bool(value: Any) -> bool:
+    """Python's and numpy's booleans (numpy 2 names its type ``bool``, numpy 1 ``bool_``)."""
+    return isinstance(value, bool) or type(value).__name__ in ("bool", "bool_")
+
+
 def _canonical(value: Any) -> bytes:
     if isinstance(value, float) or type(value).__name__.startswith("float"):
         number = float(value)
         return b"f" + repr(0.0 if number == 0 else number).encode()
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if _is_bool(value):
         return b"b" + repr(bool(value)).encode()
     if isinstance(value, int) or type(value).__name__.startswith(("int", "uint")):
         return b"i" + repr(int(value)).encode()
@@ -122,7 +127,7 @@ def _sip_text(value: Any) -> str | None:
         except UnicodeEncodeError:
             return None
         return "s" + value
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if _is_bool(value):
         return None
     if isinstance(value, int) or type(value).__name__.startswith(("int", "uint")):
         return "i" + repr(int(value))

@@ -240,10 +240,10 @@ def test_a_read_error_in_a_worker_thread_is_raised(
     model = make_model(tmp_path / "model")
     real = hashing.sha256_file
 
-    def failing(path: str) -> str:
+    def failing(path: str, identity: tuple[int, int] | None = None) -> str:
         if path.endswith("a-c"):
             raise StorageError(f"{path}: cannot read (Input/output error)")
-        return real(path)
+        return real(path, identity)
 
     monkeypatch.setattr(hashing, "sha256_file", failing)
     with pytest.raises(StorageError, match="a-c: cannot read"):
