@@ -7,6 +7,7 @@ a dataset that parses to no rows is an error that says so.
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,16 @@ def detect_format(data: bytes) -> str:
     if data[:4] == PARQUET_MAGIC and data[-4:] == PARQUET_MAGIC:
         return "parquet"
     return "csv"
+
+
+def detect_file_format(path: str | os.PathLike[str]) -> str:
+    """:func:`detect_format` of a local file, reading only its first and last 4 bytes."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(max(size - 4, 0))
+        tail = handle.read(4)
+    return detect_format(head + tail) if size >= 8 else "csv"
 
 
 def describe(uri: str, data: bytes, frame: pd.DataFrame, fmt: str) -> DatasetRef:

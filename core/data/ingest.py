@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsecops_provider.core.data.datasets import DatasetRef, detect_format
+from mlsecops_provider.core.data.datasets import DatasetRef, detect_file_format
 from mlsecops_provider.core.errors import (
     DataError,
     DigestMismatchError,
@@ -66,7 +65,7 @@ def ingest_copy(
             expected = expected_sha256.removeprefix("sha256:")
             if digest != expected:
                 raise DigestMismatchError(source_uri, expected, digest)
-        fmt = _format(path)
+        fmt = detect_file_format(path)
         rows, sample = _shape(path, fmt, source_uri, sample_rows)
         target_uri = target_for(fmt)
         storage_for(target_uri, factory).write_file(target_uri, path)
@@ -106,15 +105,6 @@ def _fetch(uri: str, path: Path, factory: S3ClientFactory | None) -> str:
             )
             raise kind(f"{uri}: cannot read from S3 ({reason})") from err
     return digest.hexdigest()
-
-
-def _format(path: Path) -> str:
-    with path.open("rb") as handle:
-        head = handle.read(4)
-        size = handle.seek(0, os.SEEK_END)
-        handle.seek(max(size - 4, 0))
-        tail = handle.read(4)
-    return detect_format(head + tail) if size >= 8 else "csv"
 
 
 def _shape(path: Path, fmt: str, uri: str, sample_rows: int) -> tuple[int, pd.DataFrame]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from mlsecops_provider.core.data.datasets import detect_file_format
 from mlsecops_provider.core.errors import (
     DataError,
     DigestMismatchError,
@@ -147,7 +148,7 @@ def open_source(
             expected = expected_sha256.removeprefix("sha256:")
             if digest != expected:
                 raise DigestMismatchError(uri, expected, digest)
-        yield ChunkSource(uri, path, digest, _format(path), chunk_rows)
+        yield ChunkSource(uri, path, digest, detect_file_format(path), chunk_rows)
 
 
 def _hash_file(uri: str, path: Path) -> str:
@@ -175,15 +176,6 @@ def _download(storage: S3Storage, uri: str, path: Path) -> str:
     except Exception as err:  # botocore raises many types; all mean "cannot read"
         raise StorageError(f"{uri}: cannot read from S3 ({type(err).__name__})") from err
     return digest.hexdigest()
-
-
-def _format(path: Path) -> str:
-    with path.open("rb") as handle:
-        head = handle.read(4)
-        size = handle.seek(0, os.SEEK_END)
-        handle.seek(max(size - 4, 0))
-        tail = handle.read(4)
-    return "parquet" if size >= 8 and head == tail == b"PAR1" else "csv"
 
 
 class _HashingFile:
