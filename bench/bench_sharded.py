@@ -129,9 +129,10 @@ def validation_merge_task(paths: list[str], suite: dict[str, Any]) -> dict[str, 
     from mlsecops_provider.core.validation.sharded_merge import merge_partials
 
     started = time.perf_counter()
-    partials = [json.loads(Path(p).read_bytes()) for p in paths]
+    reference = json.loads(Path(paths[0]).read_bytes())["reference_sha256"]
+    partials = (json.loads(Path(p).read_bytes()) for p in paths)  # one at a time, as the operator
     result, _ = merge_partials(partials, suite, validation_config(), run={"run_id": "bench"},
-                               reference_sha256=partials[0]["reference_sha256"])  # fmt: skip
+                               reference_sha256=reference)  # fmt: skip
     return {"verdict": result.verdict.value, "message": result.message,
             "seconds": time.perf_counter() - started, "rss_mib": _rss_mib()}  # fmt: skip
 

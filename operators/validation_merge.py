@@ -22,12 +22,14 @@ from mlsecops_provider.operators.validation_shard import validation_config
 class DataValidationMergeOperator(MLSecOpsOperator):
     """Merge the shards' partials into one data validation gate (recorded like the single task).
 
-    Reads every partial from the evidence store (digest verified; it must lie in this run's
-    folder), checks that they cover one input exactly once with the same suite, configuration
-    and reference, merges them (:func:`merge_partials`) and records the gate with a Data Docs
-    page. Subjects: the input's digest (``source_sha256``), the reference and the suite. A
-    partial that cannot be merged (an expectation type without an exact merge, dtypes that
-    differ between CSV shards, quarantine over several shards) gives verdict ``error``.
+    Reads the partials from the evidence store one at a time as the merge asks for them (digest
+    verified; each must lie in this run's folder; their digests spill to local files, so the
+    task's memory is bounded by a shard's partial, not by the table), checks that they cover one
+    input exactly once with the same suite, configuration and reference, merges them
+    (:func:`merge_partials`) and records the gate with a Data Docs page. Subjects: the input's
+    digest (``source_sha256``), the reference and the suite. A partial that cannot be merged (an
+    expectation type without an exact merge, dtypes that differ between CSV shards, quarantine
+    over several shards) gives verdict ``error``.
 
     :param parts: the map tasks' outputs (``validate.output`` of the mapped shard task).
     :param suite, drift_expected, label_column, exclude_columns: the values the map tasks got.
@@ -74,10 +76,12 @@ class DataValidationMergeOperator(MLSecOpsOperator):
         if not outputs:
             raise DataError("no shard results to merge")
         folder = store.uri_for(key.dag_id, key.run_id, GATE, "x")[:-1]
-        partials = [self._read(store, o, folder) for o in outputs]
-        shards = check_cover([ShardRef.from_dict(p["shard"]) for p in partials])
+        shards = check_cover([ShardRef.from_dict(o["shard"]) for o in outputs])
         first = shards[0]
-        reference = partials[0].get("reference_sha256")
+        head = self._read(store, outputs[0], folder)  # read again by the merge: one at a time
+        reference, columns = head.get("reference_sha256"), tuple(head.get("columns") or ())
+        del head
+        partials = (self._read(store, o, folder) for o in outputs)
         subjects = {"data": f"sha256:{first.source_sha256}"}
         if reference:
             subjects["reference"] = f"sha256:{reference}"
@@ -95,7 +99,6 @@ class DataValidationMergeOperator(MLSecOpsOperator):
         summary = self.record_gate(context, result, details)
         self.log.info("Merged %d shard(s) of %s: %s", len(shards), first.source_uri,
                       summary.get("verdict"))  # fmt: skip
-        columns = tuple(partials[0].get("columns") or ())
         rows = sum(s.rows for s in shards)
         source = DatasetRef(first.source_uri, first.source_sha256, rows, columns, first.format)
         self._lineage = ([source], [DatasetRef(k.uri, k.sha256, k.rows, columns, k.format)

@@ -28,7 +28,7 @@ import base64
 import hashlib
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.errors import DataError
@@ -52,7 +52,7 @@ def unpack(text: str, dtype: str) -> np.ndarray:
 
     try:
         return np.frombuffer(base64.b64decode(text.encode("ascii"), validate=True), dtype=dtype)
-    except (ValueError, TypeError) as err:
+    except (AttributeError, ValueError, TypeError) as err:
         raise DataError(f"shard statistics: not a packed {dtype} array ({err})") from err
 
 
@@ -167,23 +167,6 @@ def digest_counts(series: pd.Series, key: bytes) -> dict[str, Any]:
         "multi": pack(digests[multi]),
         "multi_counts": [int(n) for n in numbers[multi]],
     }
-
-
-def merge_digest_counts(parts: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
-    """``(distinct values, values seen exactly once)`` over all shards."""
-    import numpy as np
-
-    dtype = f"S{DIGEST_BYTES}"
-    every = [unpack(p["distinct"], dtype) for p in parts]
-    if not every:
-        return 0, 0
-    union, seen = np.unique(np.concatenate(every), return_counts=True)
-    repeated = np.concatenate([unpack(p["multi"], dtype) for p in parts])
-    singles = np.ones(len(union), dtype=bool)
-    singles[seen > 1] = False
-    if len(repeated):
-        singles[np.isin(union, repeated)] = False
-    return int(len(union)), int(singles.sum())
 
 
 def bin_counts(values: np.ndarray, edges: np.ndarray) -> list[int]:

@@ -24,12 +24,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.errors import DataError
+from mlsecops_provider.core.shards.buckets import distinct_count, merge_digest_counts
 from mlsecops_provider.core.shards.stats import (
+    DIGEST_BYTES,
     digest_counts,
-    merge_digest_counts,
     pack,
     threshold_counts,
-    unpack,
     value_digests,
 )
 
@@ -165,7 +165,6 @@ def merged_metrics(
     config: Any, parts: Sequence[Mapping[str, Any]], rows: int, columns: list[str]
 ) -> dict[str, Any]:
     """The GX metrics of an aggregate expectation from every shard's statistic."""
-    import numpy as np
 
     etype, kwargs = config.type, dict(config.kwargs)
     if etype in TABLE:
@@ -202,17 +201,16 @@ def merged_metrics(
             "column.unique_proportion": distinct / nonnull if nonnull else 0.0,
             "column.non_null_proportion": nonnull / rows if rows else 0.0,
         }
-    dtype = "S12"
-    others = np.unique(np.concatenate([unpack(p["others"], dtype) for p in parts]))
+    others = distinct_count([p["others"] for p in parts], f"S{DIGEST_BYTES}")
     present = set().union(*(set(p["present"]) for p in parts))
     value_set = list(kwargs.get("value_set") or [])
     missing = [v for i, v in enumerate(value_set) if i not in present]
     return {
-        "column.distinct_values.not_in_set.count": int(len(others)),
+        "column.distinct_values.not_in_set.count": others,
         "column.distinct_values.not_in_set": [],
         "column.distinct_values.missing_from_column.count": len(missing),
         "column.distinct_values.missing_from_column": [],
-        "mlsecops.distinct_count": len(present) + int(len(others)),
+        "mlsecops.distinct_count": len(present) + others,
     }
 
 

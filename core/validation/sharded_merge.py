@@ -1,7 +1,10 @@
 """The merge of the sharded data validation gate: one GateResult from every shard's partial.
 
-:func:`merge_partials` checks that the partials (from :func:`.sharded.validate_shard`) cover
-one input exactly once, come from the same suite, configuration, reference and run, and that
+:func:`merge_partials` reads the partials (from :func:`.sharded.validate_shard`) one by one
+(an iterable: the operator reads each from the evidence store when asked), spilling each
+one's digest arrays to local files (:mod:`..shards.buckets`), so the merge holds one partial
+and one bucket range of digests at a time, never every shard's digests. It checks that they
+cover one input exactly once, come from the same suite, configuration, reference and run, and that
 every column has one dtype in every shard; then it merges: map expectations through GX's own
 ``_validate`` on the summed counts, aggregate expectations from the merged statistics, the
 screens from their merged figures, and decides with the single-task gate's :func:`decide`.
@@ -12,13 +15,15 @@ closed), never ``pass``. With one shard it only re-stamps the single-task result
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
 from mlsecops_provider.core.errors import DataError, MLSecOpsError
 from mlsecops_provider.core.evidence import GateResult, Verdict
+from mlsecops_provider.core.shards.buckets import DigestSpill
 from mlsecops_provider.core.shards.split import ShardRef, check_cover
+from mlsecops_provider.core.shards.stats import DIGEST_BYTES
 from mlsecops_provider.core.validation import gate as g
 from mlsecops_provider.core.validation import sharded_expectations as se
 from mlsecops_provider.core.validation import sharded_screens as ss
@@ -30,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 def merge_partials(
-    partials: Sequence[Mapping[str, Any]],
+    partials: Iterable[Mapping[str, Any]],
     suite: g.Suite | str | Mapping[str, Any],
     config: g.ValidationConfig | None = None,
     subjects: Mapping[str, str] | None = None,
@@ -49,10 +54,12 @@ def merge_partials(
     )
     suite_info = {"name": checked.name, "sha256": checked.sha256}
     try:
-        ordered = _checked(partials, checked, config, run, reference_sha256)
-        if ordered[0]["mode"] == "whole":
-            return _restamp(base, ordered[0], checked, config)
-        return _merge(base, ordered, checked, config)
+        with DigestSpill() as spill:
+            slim = [_spilled(part, spill) for part in partials]
+            ordered = _checked(slim, checked, config, run, reference_sha256)
+            if ordered[0]["mode"] == "whole":
+                return _restamp(base, ordered[0], checked, config)
+            return _merge(base, ordered, checked, config)
     except MLSecOpsError as err:
         message = f"{type(err).__name__}: {err}"
         log.warning("sharded data validation cannot decide: %s", message)
@@ -63,6 +70,34 @@ def merge_partials(
         }
 
 
+_DIGEST_FIELDS = frozenset({"distinct", "multi", "others"})
+_DIGEST = f"S{DIGEST_BYTES}"
+
+
+def _spilled(part: Any, spill: DigestSpill) -> Mapping[str, Any]:
+    """The partial with its digest arrays in ``spill`` (copied where changed; ``part`` as it
+    was), after checking that it is one."""
+    if not isinstance(part, Mapping) or part.get("schema") != PARTIAL_SCHEMA:
+        raise DataError("not a validation partial")
+    slim = dict(part)
+    aggregates = part.get("aggregates")
+    if isinstance(aggregates, Mapping):
+        slim["aggregates"] = {
+            index: {k: spill.add(v, _DIGEST) if k in _DIGEST_FIELDS else v for k, v in a.items()}
+            if isinstance(a, Mapping)
+            else a
+            for index, a in aggregates.items()
+        }
+    screens = part.get("screens")
+    if isinstance(screens, Mapping) and isinstance(screens.get("duplicates"), Mapping):
+        duplicates = dict(screens["duplicates"])
+        for name in ("in_ref", "not_in_ref"):
+            if name in duplicates:
+                duplicates[name] = spill.add(duplicates[name], "<u8")
+        slim["screens"] = {**screens, "duplicates": duplicates}
+    return slim
+
+
 def _checked(
     partials: Sequence[Mapping[str, Any]],
     suite: g.Suite,
@@ -71,9 +106,6 @@ def _checked(
     reference_sha256: str | None,
 ) -> list[Mapping[str, Any]]:
     """The partials in shard order, if they belong together; else :class:`DataError`."""
-    for part in partials:
-        if not isinstance(part, Mapping) or part.get("schema") != PARTIAL_SCHEMA:
-            raise DataError("not a validation partial")
     shards = check_cover([ShardRef.from_dict(p["shard"]) for p in partials])
     by_index = {int(p["shard"]["index"]): p for p in partials}
     ordered = [by_index[s.index] for s in shards]

@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.errors import DataError
-from mlsecops_provider.core.shards import stats
+from mlsecops_provider.core.shards import buckets, stats
 from mlsecops_provider.core.validation import poisoning as p
 from mlsecops_provider.core.validation.poisoning import PoisoningConfig, ScreenResult
 
@@ -291,20 +291,18 @@ def duplicate_part(
 
 
 def merge_duplicates(parts: Sequence[Mapping[str, Any]], config: PoisoningConfig) -> ScreenResult:
-    import numpy as np
-
     if "skipped" in parts[0]:
         return ScreenResult("duplicates", "skipped", reason=parts[0]["skipped"])
     rows = sum(int(x["rows"]) for x in parts)
-    not_ref = np.unique(np.concatenate([stats.unpack(x["not_in_ref"], "<u8") for x in parts]))
-    in_ref = np.unique(np.concatenate([stats.unpack(x["in_ref"], "<u8") for x in parts]))
+    not_ref = buckets.distinct_count([x["not_in_ref"] for x in parts], "<u8")
+    in_ref = buckets.distinct_count([x["in_ref"] for x in parts], "<u8")
     of_reference = sum(int(x["of_reference"]) for x in parts)
-    duplicated = rows - len(not_ref)
+    duplicated = rows - not_ref
     rate = duplicated / rows
     metrics = {
         "rate": round(rate, 6),
         "rows": int(duplicated),
-        "within_batch": int(rows - len(not_ref) - len(in_ref)),
+        "within_batch": int(rows - not_ref - in_ref),
         "of_reference": of_reference,
         "columns_hashed": parts[0]["columns_hashed"],
         "basis": parts[0]["basis"],

@@ -19,8 +19,9 @@ import pandas as pd
 import pytest
 
 from mlsecops_provider.core.data.datasets import read_table, write_table
+from mlsecops_provider.core.shards.buckets import merge_digest_counts
 from mlsecops_provider.core.shards.split import split_dataset
-from mlsecops_provider.core.shards.stats import digest_counts, digest_key, merge_digest_counts
+from mlsecops_provider.core.shards.stats import digest_counts, digest_key
 from mlsecops_provider.core.validation import gate as g
 from mlsecops_provider.core.validation.poisoning_config import PoisoningConfig
 from mlsecops_provider.core.validation.sharded import partial_bytes, validate_shard

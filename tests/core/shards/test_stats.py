@@ -8,6 +8,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from mlsecops_provider.core.shards import stats
+from mlsecops_provider.core.shards.buckets import merge_digest_counts
 
 
 def _ks(ref: np.ndarray, cur: np.ndarray, pieces: int, grid_size: int) -> tuple[float, ...]:
@@ -57,7 +58,7 @@ def test_digest_counts_merge_distinct_and_repeated_values_exactly() -> None:
     names = {c: f"{c}-person@example.com" for c in "abcdef"}
     series = pd.Series([names.get(c) for c in "abca-deefb"])
     parts = [stats.digest_counts(series.iloc[i : i + 3], key) for i in range(0, 10, 3)]
-    distinct, singles = stats.merge_digest_counts(parts)
+    distinct, singles = merge_digest_counts(parts)
     assert distinct == series.nunique() == 6
     assert singles == int((series.dropna().value_counts() == 1).sum()) == 3
     assert not any(name in str(parts) for name in names.values())  # digests only

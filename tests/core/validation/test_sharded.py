@@ -96,14 +96,17 @@ def _suite(*expectations: dict[str, Any]) -> dict[str, Any]:
     return {"name": "t", "expectations": list(expectations)}
 
 
-def test_a_failure_in_one_shard_only_fails_the_merge(
-    tmp_path: Path, reference: pd.DataFrame
-) -> None:
+def _failing_frame() -> pd.DataFrame:
     frame = generate(1400, seed=12)
     frame.loc[1300:1309, "age"] = 150  # only in the last of 7 shards
     frame.loc[20, "customer_id"] = frame.loc[1390, "customer_id"]  # a duplicate across shards
-    data = write_table(frame, (tmp_path / "cur.parquet").as_uri())
-    suite = g.parse_suite(
+    return frame
+
+
+def _every_mergeable_kind(columns: list[str]) -> g.Suite:
+    """One expectation of each mergeable kind, several failing on the frame of
+    :func:`_failing_frame`."""
+    return g.parse_suite(
         _suite(
             {
                 "type": "expect_column_values_to_be_between",
@@ -153,7 +156,7 @@ def test_a_failure_in_one_shard_only_fails_the_merge(
             {"type": "expect_table_row_count_to_equal", "kwargs": {"value": 1400}},
             {
                 "type": "expect_table_columns_to_match_ordered_list",
-                "kwargs": {"column_list": list(frame.columns)},
+                "kwargs": {"column_list": columns},
             },
             {"type": "expect_column_to_exist", "kwargs": {"column": "no_such_column"}},
             {
@@ -167,6 +170,14 @@ def test_a_failure_in_one_shard_only_fails_the_merge(
             },
         )
     )
+
+
+def test_a_failure_in_one_shard_only_fails_the_merge(
+    tmp_path: Path, reference: pd.DataFrame
+) -> None:
+    frame = _failing_frame()
+    data = write_table(frame, (tmp_path / "cur.parquet").as_uri())
+    suite = _every_mergeable_kind(list(frame.columns))
     single = g.validate_dataset(frame, suite, reference, CONFIG)
     assert single[0].verdict is Verdict.FAIL
     for count in (1, 3, 7):
@@ -180,6 +191,43 @@ def test_a_failure_in_one_shard_only_fails_the_merge(
         for mine, theirs in zip(details["expectations"], single[1]["expectations"], strict=True):
             if mine["status"] != "error" and mine["type"] != MEDIAN:
                 assert mine["observed"] == theirs["observed"], mine["type"]
+
+
+def test_merge_reading_partials_one_by_one_over_small_digest_ranges_is_the_same(
+    tmp_path: Path, reference: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The merge takes the partials as a one-pass iterable and unites digests range by range
+    (here ranges of at most 7 entries, so hundreds of them): the same result as in one go."""
+    from mlsecops_provider.core.shards import buckets
+
+    frame = _failing_frame()
+    data = write_table(frame, (tmp_path / "cur.parquet").as_uri())
+    suite = _every_mergeable_kind(list(frame.columns))
+    whole, whole_details, parts = _sharded(data.uri, data.sha256, tmp_path, 7, suite, reference)
+    seen: list[int] = []
+
+    def once() -> Any:
+        for index, part in enumerate(parts):
+            seen.append(index)
+            yield part
+
+    calls: list[int] = []
+    real = buckets.ranges
+
+    def counted(groups: Any, limit: int | None = None) -> Any:
+        for chunk in real(groups, limit):
+            calls.append(sum(len(a) for a in chunk))
+            yield chunk
+
+    monkeypatch.setattr(buckets, "RANGE_ENTRIES", 7)
+    monkeypatch.setattr(buckets, "ranges", counted)
+    result, details = merge_partials(once(), suite, CONFIG)
+    assert seen == list(range(7))
+    assert len(calls) > 100 and max(calls) <= 7 + 1400  # a bucket above the limit reads alone
+    assert result.verdict is whole.verdict and result.message == whole.message
+    assert result.metrics == whole.metrics and result.findings == whole.findings
+    assert details["expectations"] == whole_details["expectations"]
+    assert details["screens"] == whole_details["screens"]
 
 
 def test_expectation_without_exact_merge_is_an_error(
