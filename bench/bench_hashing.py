@@ -106,8 +106,9 @@ def mlsecops_hash(
     path: Path, env: dict[str, str], command: list[str] | None = None
 ) -> Callable[[], None]:
     exe = Path(sys.executable).with_name("mlsecops")
-    main = "import sys; from mlsecops_provider.core.cli import main; sys.exit(main())"
-    command = command or ([str(exe)] if exe.exists() else [sys.executable, "-c", main])
+    module, attr = console_script(Path(sys.prefix))
+    script = f"from {module} import {attr}; {attr}()"
+    command = command or ([str(exe)] if exe.exists() else [sys.executable, "-c", script])
 
     def run() -> None:
         subprocess.run(
@@ -131,13 +132,28 @@ def installed_command(workdir: Path) -> list[str]:
          "--target", str(site), str(ROOT)],
         check=True, stdout=subprocess.DEVNULL, cwd=workdir,
     )  # fmt: skip
+    module, attr = console_script(venv)
     script = venv / "bin" / "mlsecops"
     script.write_text(
-        f"#!{venv / 'bin' / 'python'}\nimport sys\nfrom mlsecops_provider.core.cli import main\n"
-        "if __name__ == '__main__':\n    sys.exit(main())\n"
+        f"#!{venv / 'bin' / 'python'}\nimport sys\nfrom {module} import {attr}\n"
+        f"if __name__ == '__main__':\n    sys.exit({attr}())\n"
     )
     script.chmod(0o755)
     return [str(script)]
+
+
+def console_script(prefix: Path) -> tuple[str, str]:
+    """``(module, function)`` of the ``mlsecops`` console script installed under ``prefix``
+    (its dist-info's entry points, as pip reads them)."""
+    import configparser
+
+    for found in prefix.glob("lib/python3*/site-packages/*.dist-info/entry_points.txt"):
+        points = configparser.ConfigParser()
+        points.read(found)
+        if points.has_option("console_scripts", "mlsecops"):
+            module, _, attr = points.get("console_scripts", "mlsecops").partition(":")
+            return module.strip(), attr.strip()
+    raise SystemExit(f"no mlsecops console script installed under {prefix}")
 
 
 def python_start(env: dict[str, str], python: str = sys.executable) -> Callable[[], None]:

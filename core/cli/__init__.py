@@ -10,6 +10,6 @@ each exposing ``register(subparsers)`` and a ``handler(args) -> int`` per subcom
 from __future__ import annotations
 
 from mlsecops_provider.core.cli.contract import EXIT_ERROR, EXIT_FAIL, EXIT_PASS
-from mlsecops_provider.core.cli.main import main
+from mlsecops_provider.core.cli.main import main, run
 
-__all__ = ["EXIT_ERROR", "EXIT_FAIL", "EXIT_PASS", "main"]
+__all__ = ["EXIT_ERROR", "EXIT_FAIL", "EXIT_PASS", "main", "run"]

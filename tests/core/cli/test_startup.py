@@ -112,3 +112,71 @@ def test_help_width_is_the_one_argparse_would_use(
         monkeypatch.delenv("COLUMNS", raising=False)
     expected = argparse.HelpFormatter("mlsecops")._width
     assert cli_main._help_width() == expected == shutil.get_terminal_size().columns - 2
+
+
+def _console(argv: list[str], prelude: str = "") -> subprocess.CompletedProcess[str]:
+    """The console script's function in a fresh process (stdout a pipe: block-buffered)."""
+    script = (
+        "import sys\n"
+        "class Teardown:\n"
+        "    def __del__(self):\n"
+        "        sys.stderr.write('teardown ran\\n')\n"
+        "kept = Teardown()\n"
+        f"{prelude}\n"
+        f"sys.argv = ['mlsecops', *{argv!r}]\n"
+        "from mlsecops_provider.core.cli import run\n"
+        "run()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_console_script_ends_a_light_command_without_teardown_losing_no_output(
+    tmp_path: Path,
+) -> None:
+    """``hash``/``verify`` skip the interpreter's teardown (no ``__del__`` at exit), yet every
+    line reaches a pipe and the exit code is the command's."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for index in range(300):
+        (folder / f"w{index:03}.bin").write_bytes(b"x%d" % index)
+    manifest = tmp_path / "m.json"
+    assert cli_main.main(["hash", str(folder), "--out", str(manifest)]) == 0
+    for index in range(0, 300, 2):
+        (folder / f"w{index:03}.bin").write_bytes(b"changed")
+    done = _console(["verify", str(folder), "--manifest", str(manifest)])
+    assert done.returncode == 1, done.stderr
+    changed = [line for line in done.stdout.splitlines() if line.startswith("  changed: ")]
+    assert len(changed) == 150 and done.stdout.startswith("MISMATCH")
+    assert "teardown ran" not in done.stderr
+    done = _console(["hash", str(tmp_path / "absent")])
+    assert done.returncode == 2 and "no such file" in done.stderr
+    assert "teardown ran" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "prelude",
+    [
+        "import atexit; atexit.register(lambda: sys.stderr.write('atexit ran\\n'))",
+        "import threading, time; threading.Thread(target=time.sleep, args=(0.3,)).start()",
+    ],
+    ids=["atexit-callback", "thread-running"],
+)
+def test_console_script_exits_the_normal_way_when_work_is_left_at_exit(
+    tmp_path: Path, prelude: str
+) -> None:
+    path = tmp_path / "m.bin"
+    path.write_bytes(b"weights")
+    done = _console(["hash", str(path)], prelude)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == hashlib.sha256(b"weights").hexdigest()
+    assert "teardown ran" in done.stderr
+    if "atexit" in prelude:
+        assert "atexit ran" in done.stderr
+
+
+def test_console_script_of_a_heavy_command_exits_the_normal_way(tmp_path: Path) -> None:
+    done = _console(["drift", "--reference", str(tmp_path / "r.csv"), "--current", "c.csv"])
+    assert done.returncode == 2 and done.stderr.startswith("mlsecops drift: "), done.stderr
+    assert "teardown ran" in done.stderr
