@@ -97,8 +97,8 @@ def validate_task(
     """One mapped validation task in a fresh process: read, verify, validate one shard, write
     its partial to ``out`` (as the operator stores it; the bench process reads it later)."""
     from mlsecops_provider.core.data.datasets import read_table
-    from mlsecops_provider.core.validation.gate import load_suite, run_suite
     from mlsecops_provider.core.validation.sharded import partial_bytes, validate_shard
+    from mlsecops_provider.core.validation.suite import load_suite, run_suite
 
     setup = time.perf_counter()
     checked = load_suite(suite)  # GX import, suite build and GX's first run: once per task

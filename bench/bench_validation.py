@@ -175,12 +175,9 @@ def run_floor(data: str, ref: str, suite: dict[str, Any]) -> dict[str, Any]:
 
 def run_ours(data: str, ref: str, suite: dict[str, Any]) -> dict[str, Any]:
     from mlsecops_provider.core.data.datasets import read_table
-    from mlsecops_provider.core.validation.gate import (
-        ValidationConfig,
-        load_suite,
-        validate_dataset,
-    )
+    from mlsecops_provider.core.validation.gate import ValidationConfig, validate_dataset
     from mlsecops_provider.core.validation.poisoning import PoisoningConfig, screen_dataset
+    from mlsecops_provider.core.validation.suite import load_suite
 
     started = time.perf_counter()
     cur, _ = read_table(Path(data).as_uri())
@@ -202,7 +199,7 @@ def child(side: str, data: str, ref: str, repeat: int) -> None:
     import scipy.stats  # noqa: F401
 
     if side == "ours":  # and GX's import and suite checking
-        from mlsecops_provider.core.validation.gate import load_suite
+        from mlsecops_provider.core.validation.suite import load_suite
 
         load_suite(bench_suite(json.loads(Path(data + ".columns").read_text())))
     setup = time.perf_counter() - started

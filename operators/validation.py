@@ -15,13 +15,9 @@ from mlsecops_provider.core.data.datasets import (
 from mlsecops_provider.core.evidence import EvidenceStore
 from mlsecops_provider.core.settings import Settings, packaged_file
 from mlsecops_provider.core.storage import normalise_uri
-from mlsecops_provider.core.validation.gate import (
-    GATE,
-    ValidationConfig,
-    load_suite,
-    validate_dataset,
-)
+from mlsecops_provider.core.validation.gate import GATE, ValidationConfig, validate_dataset
 from mlsecops_provider.core.validation.poisoning import screen_dataset
+from mlsecops_provider.core.validation.suite import load_suite
 from mlsecops_provider.operators._lineage import operator_lineage
 from mlsecops_provider.operators._runtime import (
     run_key,

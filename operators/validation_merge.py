@@ -10,8 +10,9 @@ from mlsecops_provider.core.errors import DataError
 from mlsecops_provider.core.evidence import EvidenceStore
 from mlsecops_provider.core.shards.split import ShardRef, check_cover
 from mlsecops_provider.core.storage import normalise_uri
-from mlsecops_provider.core.validation.gate import GATE, load_suite
+from mlsecops_provider.core.validation.gate import GATE
 from mlsecops_provider.core.validation.sharded_merge import merge_partials
+from mlsecops_provider.core.validation.suite import load_suite
 from mlsecops_provider.operators._lineage import operator_lineage
 from mlsecops_provider.operators._runtime import run_key
 from mlsecops_provider.operators.base import MLSecOpsOperator, fields

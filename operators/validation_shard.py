@@ -12,13 +12,14 @@ from mlsecops_provider.core.policy import Policy
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.shards.split import ShardRef
 from mlsecops_provider.core.storage import normalise_uri
-from mlsecops_provider.core.validation.gate import GATE, ValidationConfig, load_suite
+from mlsecops_provider.core.validation.gate import GATE, ValidationConfig
 from mlsecops_provider.core.validation.poisoning import screen_dataset
 from mlsecops_provider.core.validation.sharded import (
     partial_bytes,
     quarantine_mask,
     validate_shard,
 )
+from mlsecops_provider.core.validation.suite import load_suite
 from mlsecops_provider.operators._runtime import bad_input_fails_task, run_key
 from mlsecops_provider.operators.base import MLSecOpsOperator, fields
 from mlsecops_provider.operators.validation import DEFAULT_SUITE, DRIFT_SCREENS

@@ -41,11 +41,8 @@ def register(subparsers: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     from mlsecops_provider.core.data.datasets import read_table
     from mlsecops_provider.core.storage import normalise_uri
-    from mlsecops_provider.core.validation.gate import (
-        ValidationConfig,
-        load_suite,
-        validate_dataset,
-    )
+    from mlsecops_provider.core.validation.gate import ValidationConfig, validate_dataset
+    from mlsecops_provider.core.validation.suite import load_suite
 
     config = ValidationConfig.from_policy(contract.load_cli_policy(args.policy))
     screens = config.screens.with_columns(args.label, tuple(args.exclude))

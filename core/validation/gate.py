@@ -1,10 +1,8 @@
 """The data validation gate: a GX 1.x expectation suite plus the poisoning screens.
 
-The suite is GX suite JSON (``ExpectationSuite.to_json_dict()``: ``name`` and
-``expectations`` of ``{type, kwargs, meta, severity}``). Every expectation is built with GX
-up front, so a malformed suite is a :class:`ConfigError` naming the expectation's index and
-type. ``severity`` (or ``meta.severity``) is ``critical`` (failure fails the gate),
-``warning`` (failure gives ``warn``) or ``info`` (recorded only). A missing column is a
+The suite (:mod:`.suite`) is checked when loaded. An expectation's ``severity`` decides what
+its failure does: ``critical`` fails the gate, ``warning`` gives ``warn``, ``info`` is
+recorded only. A missing column is a
 failed expectation, not a crash. No raw value of a column that may hold PII (text, PII
 names, PII-like digits) is stored: ``observed_value``, ``details``, sampled rows and
 exception messages are redacted (:mod:`.redaction`); other columns keep their aggregates,
@@ -13,19 +11,15 @@ and their sampled rows only with ``keep_unexpected_values``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from mlsecops_provider.core.errors import ConfigError, DataError, PolicyError
+from mlsecops_provider.core.errors import PolicyError
 from mlsecops_provider.core.evidence import GateResult, Verdict
 from mlsecops_provider.core.policy import Policy, section_config
-from mlsecops_provider.core.storage import normalise_uri, read_verified, storage_for
 from mlsecops_provider.core.validation.data_docs import render_html
 from mlsecops_provider.core.validation.poisoning import (
     PoisoningConfig,
@@ -33,6 +27,14 @@ from mlsecops_provider.core.validation.poisoning import (
     screen_dataset,
 )
 from mlsecops_provider.core.validation.redaction import redact_result, sensitive_columns
+from mlsecops_provider.core.validation.suite import (
+    INDEX_KEY,
+    SEVERITIES,
+    Suite,
+    load_suite,
+    run_suite,
+    short,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,9 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GATE = "data_validation"
-SEVERITIES = ("critical", "warning", "info")
-EXPECTATION_KEYS = {"type", "kwargs", "meta", "severity", "id", "notes", "description"}
-INDEX_KEY = "mlsecops_index"  # added to each expectation's meta to map results back
 # Sampled row values (may be PII): dropped from stored results unless asked for.
 REDACTED_PREFIXES = ("partial_unexpected", "unexpected_list", "unexpected_index", "unexpected_rows")
 MAX_FAILED_IN_SUMMARY = 10
@@ -68,149 +67,6 @@ class ValidationConfig:
         return replace(base, screens=section_config(PoisoningConfig, screens, f"{where}.screens"))
 
 
-@dataclass(frozen=True)
-class Suite:
-    """A checked expectation suite: name, digest and one GX configuration per expectation."""
-
-    name: str
-    sha256: str
-    configurations: tuple[Any, ...] = field(repr=False, compare=False)
-
-    def build(self) -> Any:
-        """A fresh GX ``ExpectationSuite`` (GX binds expectations to one suite)."""
-        gx = import_gx()
-        built = [c.to_domain_obj() for c in self.configurations]
-        return gx.ExpectationSuite(name=self.name, expectations=built)
-
-
-def load_suite(source: str | Mapping[str, Any]) -> Suite:
-    """Load and check a suite from a path/URI or from an already parsed JSON mapping."""
-    if isinstance(source, Mapping):
-        return parse_suite(source, "suite")
-    uri = normalise_uri(source)
-    data = read_verified(storage_for(uri), uri, None)
-    try:
-        spec = json.loads(data)
-    except ValueError as err:
-        raise ConfigError(f"{source}: suite is not valid JSON ({err})") from err
-    return parse_suite(spec, str(source))
-
-
-def parse_suite(spec: Any, where: str = "suite") -> Suite:
-    """Check every expectation with GX; the first bad one is named by index and type."""
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"{where}: a suite must be a JSON object")
-    name = spec.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{where}: suite 'name' must be a non-empty string")
-    expectations = spec.get("expectations")
-    if not isinstance(expectations, list) or not expectations:
-        raise ConfigError(f"{where}: 'expectations' must be a non-empty list")
-    configs = tuple(_configuration(item, i, where) for i, item in enumerate(expectations))
-    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
-    return Suite(name, hashlib.sha256(canonical.encode()).hexdigest(), configs)
-
-
-def _configuration(item: Any, index: int, where: str) -> Any:
-    import_gx()
-    from great_expectations.exceptions import ExpectationNotFoundError, GreatExpectationsError
-    from great_expectations.expectations.expectation_configuration import (
-        ExpectationConfiguration,
-    )
-    from great_expectations.expectations.metadata_types import FailureSeverity
-
-    if not isinstance(item, Mapping):
-        raise ConfigError(f"{where}: expectations[{index}]: must be a JSON object")
-    label = f"{where}: expectations[{index}] ({item.get('type', '<no type>')})"
-    unknown = set(item) - EXPECTATION_KEYS
-    if unknown:
-        raise ConfigError(f"{label}: unknown field(s) {sorted(unknown)}")
-    if not isinstance(item.get("type"), str) or not isinstance(item.get("kwargs", {}), Mapping):
-        raise ConfigError(f"{label}: needs a string 'type' and an object 'kwargs'")
-    meta = item.get("meta") or {}
-    if not isinstance(meta, Mapping):
-        raise ConfigError(f"{label}: 'meta' must be an object")
-    try:
-        config = ExpectationConfiguration(
-            type=item["type"],
-            kwargs=dict(item.get("kwargs", {})),
-            meta={**meta, INDEX_KEY: index},
-            severity=FailureSeverity(_severity(item, meta, label)),
-            notes=item.get("notes"),
-            description=item.get("description"),
-        )
-        config.to_domain_obj()
-    except ExpectationNotFoundError as err:
-        raise ConfigError(f"{label}: unknown expectation type") from err
-    except (GreatExpectationsError, ValueError, TypeError) as err:
-        raise ConfigError(f"{label}: {_one_line(err)}") from err
-    return config
-
-
-def _severity(item: Mapping[str, Any], meta: Mapping[str, Any], label: str) -> str:
-    top, from_meta = item.get("severity"), meta.get("severity")
-    if top is not None and from_meta is not None and top != from_meta:
-        raise ConfigError(f"{label}: severity {top!r} conflicts with meta.severity {from_meta!r}")
-    severity = top or from_meta or "critical"
-    if severity not in SEVERITIES:
-        raise ConfigError(f"{label}: severity {severity!r} is not one of {', '.join(SEVERITIES)}")
-    return str(severity)
-
-
-def _one_line(err: Exception, limit: int = 300) -> str:
-    details = getattr(err, "errors", None)  # pydantic: "field: message" pairs, not a dump
-    if callable(details):
-        text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in details())
-    else:
-        text = getattr(err, "message", None) or str(err)
-    return _short(str(text), limit)
-
-
-def import_gx() -> Any:
-    """Import GX with usage statistics off (the variable must be set before the first import)."""
-    os.environ["GX_ANALYTICS_ENABLED"] = "false"
-    import great_expectations as gx
-
-    return gx
-
-
-def gx_context() -> Any:
-    """An ephemeral GX context with analytics and progress bars off (nothing leaves the host)."""
-    gx = import_gx()
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
-
-    config = DataContextConfig(
-        analytics_enabled=False,
-        store_backend_defaults=InMemoryStoreBackendDefaults(),
-        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
-    )
-    return gx.get_context(mode="ephemeral", project_config=config)
-
-
-def run_suite(frame: pd.DataFrame, suite: Suite) -> dict[str, Any]:
-    """Validate ``frame`` with GX (one ValidationDefinition run); return the result as JSON."""
-    gx = import_gx()
-    context = gx_context()
-    asset = context.data_sources.add_pandas("mlsecops").add_dataframe_asset("batch")
-    gx_suite = suite.build()
-    if len(gx_suite.expectations) != len(suite.configurations):
-        raise DataError(f"suite {suite.name!r}: GX dropped expectations while building it")
-    definition = gx.ValidationDefinition(
-        name="mlsecops",
-        data=asset.add_batch_definition_whole_dataframe("whole"),
-        suite=context.suites.add(gx_suite),
-    )
-    try:  # run() reads the batch once; batch.validate() would read (and fingerprint) it twice
-        result = definition.run(batch_parameters={"dataframe": frame}, result_format="BASIC")
-    except Exception as err:  # GX raises many types; a suite that cannot run fails closed
-        raise DataError(f"suite {suite.name!r}: GX could not validate ({_one_line(err)})") from err
-    return dict(result.to_json_dict())
-
-
 def redact(
     gx_result: dict[str, Any], sensitive: Iterable[str] | None = None, keep_values: bool = False
 ) -> dict[str, Any]:
@@ -233,7 +89,7 @@ def expectation_rows(gx_result: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "column": _column_of(config.get("kwargs") or {}),
                 "severity": str(config.get("severity") or "critical"),
                 "status": status,
-                "observed": _short(f"error: {error}") if error else _observed(item, config),
+                "observed": short(f"error: {error}") if error else _observed(item, config),
             }
         )
     return sorted(rows, key=lambda r: (r["index"] is None, r["index"] or 0))
@@ -262,7 +118,7 @@ def _observed(item: Mapping[str, Any], config: Mapping[str, Any]) -> str:
     result = item.get("result") or {}
     mismatched = (result.get("details") or {}).get("mismatched")
     if isinstance(mismatched, Mapping):
-        return _short("; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in mismatched.items()))
+        return short("; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in mismatched.items()))
     if "unexpected_count" in result:
         pct = result.get("unexpected_percent") or 0.0
         counted = f"{result['unexpected_count']} of {result.get('element_count')} unexpected"
@@ -272,14 +128,9 @@ def _observed(item: Mapping[str, Any], config: Mapping[str, Any]) -> str:
         return f"{value:.6g}"
     if isinstance(value, list):
         if str(config.get("type")).startswith("expect_table_"):
-            return _short(", ".join(map(str, value)))
+            return short(", ".join(map(str, value)))
         return f"{len(value)} distinct values"
-    return _short(str(value)) if value is not None else ""
-
-
-def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return short(str(value)) if value is not None else ""
 
 
 def summarize(gx_result: Mapping[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from mlsecops_provider.core.validation import sharded_expectations as se
 from mlsecops_provider.core.validation import sharded_screens as ss
 from mlsecops_provider.core.validation.poisoning import PoisoningReport
 from mlsecops_provider.core.validation.redaction import sensitive_columns
+from mlsecops_provider.core.validation.suite import INDEX_KEY, Suite, load_suite, run_suite
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,7 +52,7 @@ def partial_bytes(partial: Mapping[str, Any]) -> bytes:
 def validate_shard(
     frame: pd.DataFrame,
     shard: ShardRef | Mapping[str, Any],
-    suite: g.Suite | str | Mapping[str, Any],
+    suite: Suite | str | Mapping[str, Any],
     reference: pd.DataFrame | None = None,
     config: g.ValidationConfig | None = None,
     *,
@@ -62,7 +63,7 @@ def validate_shard(
 ) -> dict[str, Any]:
     """The partial of one shard (see the module docstring)."""
     config = config or g.ValidationConfig()
-    checked = suite if isinstance(suite, g.Suite) else g.load_suite(suite)
+    checked = suite if isinstance(suite, Suite) else load_suite(suite)
     ref = ShardRef.from_dict(shard)
     head = {
         "schema": PARTIAL_SCHEMA,
@@ -101,7 +102,7 @@ def validate_shard(
         "unsupported": [],
     }
     for config_ in checked.configurations:
-        index = str(config_.meta[g.INDEX_KEY])
+        index = str(config_.meta[INDEX_KEY])
         kind = se.kind_of(config_.type)
         if kind == "aggregate":
             partial["aggregates"][index] = se.shard_statistic(frame, config_, sensitive, key)
@@ -130,7 +131,7 @@ def quarantine_mask(
 
 def _whole(
     frame: pd.DataFrame,
-    suite: g.Suite,
+    suite: Suite,
     reference: pd.DataFrame | None,
     config: g.ValidationConfig,
     screens: PoisoningReport | None,
@@ -146,7 +147,7 @@ def _whole(
 
 
 def _map_counts(
-    frame: pd.DataFrame, suite: g.Suite, sensitive: frozenset[str]
+    frame: pd.DataFrame, suite: Suite, sensitive: frozenset[str]
 ) -> dict[str, dict[str, Any]]:
     from great_expectations.expectations.expectation_configuration import (
         ExpectationConfiguration,
@@ -157,7 +158,7 @@ def _map_counts(
         return {}
     if len(frame) == 0:  # every row of the shard was quarantined: nothing to count
         zero = {"element_count": 0, "missing_count": 0, "unexpected_count": 0, "exception": None}
-        return {str(c.meta[g.INDEX_KEY]): dict(zero) for c in wanted}
+        return {str(c.meta[INDEX_KEY]): dict(zero) for c in wanted}
     stripped = tuple(
         ExpectationConfiguration(
             type=c.type,
@@ -168,13 +169,13 @@ def _map_counts(
         for c in wanted
     )
     used = _columns_read(wanted, frame.columns)
-    gx_result = g.run_suite(frame[used], g.Suite(suite.name, suite.sha256, stripped))
+    gx_result = run_suite(frame[used], Suite(suite.name, suite.sha256, stripped))
     g.redact(gx_result, sensitive, keep_values=False)
     counts: dict[str, dict[str, Any]] = {}
     for item in gx_result.get("results", []):
         meta = (item.get("expectation_config") or {}).get("meta") or {}
         result = item.get("result") or {}
-        counts[str(meta[g.INDEX_KEY])] = {
+        counts[str(meta[INDEX_KEY])] = {
             "element_count": result.get("element_count"),
             "missing_count": result.get("missing_count"),
             "unexpected_count": result.get("unexpected_count"),

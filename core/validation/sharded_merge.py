@@ -30,13 +30,14 @@ from mlsecops_provider.core.validation import sharded_screens as ss
 from mlsecops_provider.core.validation.data_docs import render_html
 from mlsecops_provider.core.validation.poisoning import PoisoningReport, ScreenResult
 from mlsecops_provider.core.validation.sharded import PARTIAL_SCHEMA, config_digest
+from mlsecops_provider.core.validation.suite import INDEX_KEY, Suite, load_suite
 
 log = logging.getLogger(__name__)
 
 
 def merge_partials(
     partials: Iterable[Mapping[str, Any]],
-    suite: g.Suite | str | Mapping[str, Any],
+    suite: Suite | str | Mapping[str, Any],
     config: g.ValidationConfig | None = None,
     subjects: Mapping[str, str] | None = None,
     *,
@@ -45,7 +46,7 @@ def merge_partials(
 ) -> tuple[GateResult, dict[str, Any]]:
     """One GateResult from the partials of every shard; ``error`` when they cannot merge."""
     config = config or g.ValidationConfig()
-    checked = suite if isinstance(suite, g.Suite) else g.load_suite(suite)
+    checked = suite if isinstance(suite, Suite) else load_suite(suite)
     base = GateResult(
         g.GATE,
         Verdict.ERROR,
@@ -100,7 +101,7 @@ def _spilled(part: Any, spill: DigestSpill) -> Mapping[str, Any]:
 
 def _checked(
     partials: Sequence[Mapping[str, Any]],
-    suite: g.Suite,
+    suite: Suite,
     config: g.ValidationConfig,
     run: Mapping[str, str] | None,
     reference_sha256: str | None,
@@ -129,7 +130,7 @@ def _checked(
 
 
 def _restamp(
-    base: GateResult, part: Mapping[str, Any], suite: g.Suite, config: g.ValidationConfig
+    base: GateResult, part: Mapping[str, Any], suite: Suite, config: g.ValidationConfig
 ) -> tuple[GateResult, dict[str, Any]]:
     stored = part["result"]
     result = base.finished(
@@ -166,7 +167,7 @@ def _check_dtypes(parts: Sequence[Mapping[str, Any]]) -> None:
 
 
 def _merge(
-    base: GateResult, parts: Sequence[Mapping[str, Any]], suite: g.Suite, config: g.ValidationConfig
+    base: GateResult, parts: Sequence[Mapping[str, Any]], suite: Suite, config: g.ValidationConfig
 ) -> tuple[GateResult, dict[str, Any]]:
     _check_dtypes(parts)
     unsupported = parts[0]["unsupported"]
@@ -177,7 +178,7 @@ def _merge(
     columns = list(parts[0]["columns"])
     items = []
     for expectation in suite.configurations:
-        index = str(expectation.meta[g.INDEX_KEY])
+        index = str(expectation.meta[INDEX_KEY])
         if se.kind_of(expectation.type) == "map":
             items.append(se.merge_map(expectation, [p["map"][index] for p in parts]))
         else:

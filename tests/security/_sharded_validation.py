@@ -11,10 +11,11 @@ from mlsecops_provider.core.shards.split import split_dataset
 from mlsecops_provider.core.validation import gate as g
 from mlsecops_provider.core.validation.poisoning import PoisoningConfig
 from mlsecops_provider.core.validation.sharded import partial_bytes, validate_shard
+from mlsecops_provider.core.validation.suite import parse_suite
 from mlsecops_provider.include.generator import generate
 
 CONFIG = g.ValidationConfig(screens=PoisoningConfig(label_column="default"), render_html=False)
-SUITE = g.parse_suite(
+SUITE = parse_suite(
     {
         "name": "attack",
         "expectations": [

@@ -26,6 +26,7 @@ from mlsecops_provider.core.validation import gate as g
 from mlsecops_provider.core.validation.poisoning_config import PoisoningConfig
 from mlsecops_provider.core.validation.sharded import partial_bytes, validate_shard
 from mlsecops_provider.core.validation.sharded_merge import merge_partials
+from mlsecops_provider.core.validation.suite import Suite, parse_suite
 
 KEY = digest_key("c" * 64)
 CONFIG = g.ValidationConfig(screens=PoisoningConfig(enabled=False), render_html=False)
@@ -72,7 +73,7 @@ def _observed(details: dict[str, Any]) -> list[tuple[Any, ...]]:
     return out
 
 
-def _suite(columns: list[str]) -> g.Suite:
+def _suite(columns: list[str]) -> Suite:
     expectations: list[dict[str, Any]] = []
     for column in columns:
         expectations += [
@@ -86,7 +87,7 @@ def _suite(columns: list[str]) -> g.Suite:
                 "kwargs": {"column": column, "min_value": 0.99},
             },
         ]
-    return g.parse_suite({"name": "digests", "expectations": expectations})
+    return parse_suite({"name": "digests", "expectations": expectations})
 
 
 def _frame() -> pd.DataFrame:

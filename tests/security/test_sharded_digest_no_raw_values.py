@@ -21,10 +21,11 @@ from mlsecops_provider.core.validation import gate as g
 from mlsecops_provider.core.validation.poisoning_config import PoisoningConfig
 from mlsecops_provider.core.validation.sharded import partial_bytes, validate_shard
 from mlsecops_provider.core.validation.sharded_merge import merge_partials
+from mlsecops_provider.core.validation.suite import parse_suite
 
 ROWS = 30
 CANARIES = [f"CANARY{i:03d}zq" for i in range(ROWS)]
-SUITE = g.parse_suite(
+SUITE = parse_suite(
     {
         "name": "canary",
         "expectations": [

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from mlsecops_provider.core.shards import buckets
-from mlsecops_provider.core.validation import gate as g
 from mlsecops_provider.core.validation.sharded_merge import merge_partials
+from mlsecops_provider.core.validation.suite import parse_suite
 from tests.security._sharded_validation import CONFIG, partials
 
-SUITE = g.parse_suite(
+SUITE = parse_suite(
     {
         "name": "spill",
         "expectations": [

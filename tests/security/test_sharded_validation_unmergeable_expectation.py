@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mlsecops_provider.core.evidence import Verdict
-from mlsecops_provider.core.validation import gate as g
 from mlsecops_provider.core.validation.sharded_merge import merge_partials
+from mlsecops_provider.core.validation.suite import parse_suite
 from tests.security._sharded_validation import CONFIG, RUN, partials
 
 ROW_DEPENDENT = [
@@ -31,7 +31,7 @@ def test_unmergeable_expectation_is_an_error_not_a_pass(
     tmp_path: Path, etype: str, kwargs: dict[str, object]
 ) -> None:
     """Per-shard results of row-dependent expectations would be wrong: the verdict is error."""
-    suite = g.parse_suite({"name": "s", "expectations": [{"type": etype, "kwargs": kwargs}]})
+    suite = parse_suite({"name": "s", "expectations": [{"type": etype, "kwargs": kwargs}]})
     result, _ = merge_partials(partials(tmp_path, suite=suite), suite, CONFIG, run=RUN)
     assert result.verdict is Verdict.ERROR
     assert f"{etype} cannot be merged across shards" in result.message

@@ -17,6 +17,7 @@ from mlsecops_provider.core.validation import gate as g
 from mlsecops_provider.core.validation.poisoning import PoisoningConfig
 from mlsecops_provider.core.validation.sharded import partial_bytes, validate_shard
 from mlsecops_provider.core.validation.sharded_merge import merge_partials
+from mlsecops_provider.core.validation.suite import Suite, load_suite, parse_suite
 from mlsecops_provider.include.generator import generate
 
 SUITE = "include/suites/credit_risk.json"
@@ -83,7 +84,7 @@ def test_demo_suite_same_verdict_on_1_3_7_shards(
 ) -> None:
     data = write_table(generate(1400, seed=11, **batch), (tmp_path / f"cur.{fmt}").as_uri(), fmt)
     frame, _ = read_table(data.uri, data.sha256)
-    suite = g.load_suite(str(ROOT / SUITE))
+    suite = load_suite(str(ROOT / SUITE))
     single = g.validate_dataset(frame, suite, reference, CONFIG)
     for count in (1, 3, 7):
         result, details, _ = _sharded(data.uri, data.sha256, tmp_path, count, suite, reference)
@@ -103,10 +104,10 @@ def _failing_frame() -> pd.DataFrame:
     return frame
 
 
-def _every_mergeable_kind(columns: list[str]) -> g.Suite:
+def _every_mergeable_kind(columns: list[str]) -> Suite:
     """One expectation of each mergeable kind, several failing on the frame of
     :func:`_failing_frame`."""
-    return g.parse_suite(
+    return parse_suite(
         _suite(
             {
                 "type": "expect_column_values_to_be_between",
@@ -234,7 +235,7 @@ def test_expectation_without_exact_merge_is_an_error(
     tmp_path: Path, reference: pd.DataFrame
 ) -> None:
     data = write_table(generate(900, seed=13), (tmp_path / "cur.parquet").as_uri())
-    suite = g.parse_suite(
+    suite = parse_suite(
         _suite(
             {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "age"}},
             {
@@ -255,7 +256,7 @@ def test_csv_shards_with_different_dtypes_fail_closed(tmp_path: Path) -> None:
     frame["b"] = frame["b"].astype("object")
     frame.loc[25, "b"] = "x"  # the last shard parses 'b' as text, the others as integers
     data = write_table(frame, (tmp_path / "t.csv").as_uri(), "csv")
-    suite = g.parse_suite(
+    suite = parse_suite(
         _suite({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "b"}})
     )
     result, _, _ = _sharded(data.uri, data.sha256, tmp_path, 3, suite, None)
@@ -272,7 +273,7 @@ def test_batch_basis_outliers_are_skipped_on_shards(
     config = g.ValidationConfig(
         screens=PoisoningConfig(label_column="default", outlier_basis="batch"), render_html=True
     )
-    suite = g.parse_suite(
+    suite = parse_suite(
         _suite({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "age"}})
     )
     result, details, _ = _sharded(data.uri, data.sha256, tmp_path, 3, suite, reference, config)
@@ -287,7 +288,7 @@ def test_partials_hold_no_raw_pii_and_are_deterministic(
 ) -> None:
     frame = generate(900, seed=15)
     data = write_table(frame, (tmp_path / "cur.parquet").as_uri())
-    suite = g.load_suite(str(ROOT / SUITE))
+    suite = load_suite(str(ROOT / SUITE))
     _, _, parts = _sharded(data.uri, data.sha256, tmp_path, 3, suite, reference)
     _, _, again = _sharded(data.uri, data.sha256, tmp_path, 3, suite, reference)
     assert [partial_bytes(p) for p in parts] == [partial_bytes(p) for p in again]
@@ -315,7 +316,7 @@ def test_median_verdict_is_exact_between_two_middle_values(
     frame = pd.DataFrame({"x": [float(v) for v in values]})
     data = write_table(frame, (tmp_path / "m.parquet").as_uri())
     expectation = {"type": MEDIAN, "kwargs": {"column": "x", **kwargs}}
-    suite = g.parse_suite(_suite(expectation))
+    suite = parse_suite(_suite(expectation))
     config = g.ValidationConfig(screens=PoisoningConfig(enabled=False), render_html=False)
     single = g.validate_dataset(frame, suite, None, config)
     result, _, _ = _sharded(data.uri, data.sha256, tmp_path, 3, suite, None, config)
@@ -331,7 +332,7 @@ def test_quarantine_over_shards_judges_the_kept_rows_like_the_single_task(
         generate(1400, seed=16, outlier_rate=0.03), (tmp_path / "q.parquet").as_uri()
     )
     frame, _ = read_table(data.uri, data.sha256)
-    suite = g.load_suite(str(ROOT / SUITE))
+    suite = load_suite(str(ROOT / SUITE))
     screens = screen_dataset(frame, reference, CONFIG.screens, quarantine=True)
     assert screens.outlier_mask is not None and screens.outlier_mask.sum() > 0
     kept = frame[~screens.outlier_mask]
@@ -357,7 +358,7 @@ def test_quarantine_over_shards_judges_the_kept_rows_like_the_single_task(
 
 def test_quarantine_over_shards_without_reference_is_an_error(tmp_path: Path) -> None:
     data = write_table(generate(900, seed=17), (tmp_path / "q.parquet").as_uri())
-    suite = g.parse_suite(
+    suite = parse_suite(
         _suite({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "age"}})
     )
     shards = split_dataset(data.uri, data.sha256, (tmp_path / "qs").as_uri(), shard_count=3)
@@ -376,7 +377,7 @@ def test_ks_against_a_large_reference_reports_its_error_bound(tmp_path: Path) ->
     reference = generate(6000, seed=8)  # more than KS_GRID distinct incomes: a gridded KS
     data = write_table(generate(1400, seed=18), (tmp_path / "k.parquet").as_uri())
     frame, _ = read_table(data.uri, data.sha256)
-    suite = g.parse_suite(
+    suite = parse_suite(
         _suite({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "age"}})
     )
     single = g.validate_dataset(frame, suite, reference, CONFIG)

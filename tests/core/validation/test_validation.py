@@ -16,14 +16,9 @@ from mlsecops_provider.core.errors import ConfigError, MLSecOpsError, PolicyErro
 from mlsecops_provider.core.evidence import Verdict
 from mlsecops_provider.core.policy import parse_policy
 from mlsecops_provider.core.settings import packaged_file
-from mlsecops_provider.core.validation.gate import (
-    Suite,
-    ValidationConfig,
-    load_suite,
-    parse_suite,
-    validate_dataset,
-)
+from mlsecops_provider.core.validation.gate import ValidationConfig, validate_dataset
 from mlsecops_provider.core.validation.poisoning import PoisoningConfig
+from mlsecops_provider.core.validation.suite import Suite, load_suite, parse_suite
 from mlsecops_provider.include.generator import LABEL, PII_COLUMNS, TEXT_COLUMN, generate
 
 if TYPE_CHECKING:
@@ -360,13 +355,14 @@ def test_light_import_and_analytics_off_before_gx_loads() -> None:
     code = (
         "import os, sys\n"
         "os.environ.pop('GX_ANALYTICS_ENABLED', None)\n"
-        "from mlsecops_provider.core.validation import gate as validation, poisoning\n"
+        "from mlsecops_provider.core.validation import gate, poisoning\n"
+        "from mlsecops_provider.core.validation.suite import gx_context, parse_suite\n"
         "from mlsecops_provider.core.cli import validate_cmd\n"
         "heavy = {'great_expectations', 'pandas', 'numpy', 'scipy', 'sklearn'}\n"
         "assert not heavy & set(sys.modules), heavy & set(sys.modules)\n"
-        "validation.parse_suite({'name': 'x', 'expectations': [\n"
+        "parse_suite({'name': 'x', 'expectations': [\n"
         "    {'type': 'expect_column_to_exist', 'kwargs': {'column': 'a'}}]})\n"
         "assert os.environ['GX_ANALYTICS_ENABLED'] == 'false'\n"
-        "assert validation.gx_context().config.analytics_enabled is False\n"
+        "assert gx_context().config.analytics_enabled is False\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
