@@ -51,6 +51,10 @@ class Storage(Protocol):
 
     def write_file(self, uri: str, path: Path, content_type: str | None = None) -> None: ...
 
+    def read_file(self, uri: str, path: Path) -> str:
+        """Copy ``uri`` to the local file ``path`` in one streamed pass; its SHA-256."""
+        ...
+
     def exists(self, uri: str) -> bool: ...
 
     def list(self, prefix_uri: str) -> list[str]: ...
@@ -99,6 +103,17 @@ class LocalStorage:
             os.replace(tmp, target)
         except OSError as err:
             raise StorageError(f"{uri}: cannot write ({err.strerror})") from err
+
+    def read_file(self, uri: str, path: Path) -> str:
+        try:
+            with _local_path(uri).open("rb") as source:
+                return _copy_hashed(source, path)
+        except FileNotFoundError as err:
+            raise NotFoundError(f"{uri}: no such file") from err
+        except IsADirectoryError as err:
+            raise StorageError(f"{uri}: is a directory, expected a file") from err
+        except OSError as err:
+            raise StorageError(f"{uri}: cannot read ({err.strerror or err})") from err
 
     def exists(self, uri: str) -> bool:
         return _local_path(uri).is_file()
@@ -175,11 +190,16 @@ class S3Storage:
         try:
             return bytes(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
         except Exception as err:  # botocore raises many types; all mean "cannot read"
-            reason = _s3_reason(err)
-            kind = (
-                NotFoundError if reason.startswith(("NoSuchKey", "NoSuchBucket")) else StorageError
-            )
-            raise kind(f"{uri}: cannot read from S3 ({reason})") from err
+            raise _read_error(uri, err) from err
+
+    def read_file(self, uri: str, path: Path) -> str:
+        bucket, key = _split_s3(uri)
+        try:
+            return _copy_hashed(self.client.get_object(Bucket=bucket, Key=key)["Body"], path)
+        except OSError as err:  # the local copy (disk full, ...)
+            raise StorageError(f"{path}: cannot write ({err.strerror or err})") from err
+        except Exception as err:  # botocore raises many types; all mean "cannot read"
+            raise _read_error(uri, err) from err
 
     def write_bytes(self, uri: str, data: bytes, content_type: str | None = None) -> None:
         bucket, key = _split_s3(uri)
@@ -224,6 +244,21 @@ class S3Storage:
                 yield f"s3://{bucket}/{item['Key']}"
 
 
+def _read_error(uri: str, err: Exception) -> StorageError:
+    reason = _s3_reason(err)
+    kind = NotFoundError if reason.startswith(("NoSuchKey", "NoSuchBucket")) else StorageError
+    return kind(f"{uri}: cannot read from S3 ({reason})")
+
+
+def _copy_hashed(source: Any, path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        for piece in iter(lambda: source.read(CHUNK), b""):
+            digest.update(piece)
+            out.write(piece)
+    return digest.hexdigest()
+
+
 def _s3_reason(err: Exception) -> str:
     response = getattr(err, "response", None)
     if isinstance(response, dict) and "Error" in response:
@@ -261,6 +296,21 @@ def read_verified(storage: Storage, uri: str, expected_sha256: str | None) -> by
         if actual != _bare(expected_sha256):
             raise DigestMismatchError(uri, _bare(expected_sha256), actual)
     return data
+
+
+def fetch_verified(
+    uri: str,
+    expected_sha256: str | None,
+    path: Path,
+    factory: S3ClientFactory | None = None,
+) -> str:
+    """Copy ``uri`` to the private local file ``path`` while hashing it and check the digest:
+    what is read afterwards is the copy, the bytes that were hashed, whatever happens to the
+    source meanwhile. Returns the SHA-256."""
+    digest = storage_for(uri, factory).read_file(uri, path)
+    if expected_sha256 is not None and digest != _bare(expected_sha256):
+        raise DigestMismatchError(uri, _bare(expected_sha256), digest)
+    return digest
 
 
 def _bare(digest: str) -> str:

@@ -11,8 +11,6 @@ dataset's MLflow schema. Memory is bounded by a chunk, not by the table.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,20 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.data.datasets import DatasetRef, detect_file_format
-from mlsecops_provider.core.errors import (
-    DataError,
-    DigestMismatchError,
-    NotFoundError,
-    StorageError,
-)
-from mlsecops_provider.core.storage import (
-    CHUNK,
-    S3ClientFactory,
-    S3Storage,
-    _local_path,
-    _s3_reason,
-    storage_for,
-)
+from mlsecops_provider.core.errors import DataError
+from mlsecops_provider.core.storage import S3ClientFactory, fetch_verified, storage_for
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,11 +46,7 @@ def ingest_copy(
     """Copy ``source_uri`` to ``target_for(format)`` (verified, streamed) and describe it."""
     with tempfile.TemporaryDirectory(prefix="mlsecops-ingest-") as work:
         path = Path(work) / "data"
-        digest = _fetch(source_uri, path, factory)
-        if expected_sha256:
-            expected = expected_sha256.removeprefix("sha256:")
-            if digest != expected:
-                raise DigestMismatchError(source_uri, expected, digest)
+        digest = fetch_verified(source_uri, expected_sha256 or None, path, factory)
         fmt = detect_file_format(path)
         rows, sample = _shape(path, fmt, source_uri, sample_rows)
         target_uri = target_for(fmt)
@@ -75,36 +57,6 @@ def ingest_copy(
         DatasetRef(target_uri, digest, rows, columns, fmt),
         sample,
     )
-
-
-def _fetch(uri: str, path: Path, factory: S3ClientFactory | None) -> str:
-    """Copy ``uri`` to ``path`` in one pass, returning the SHA-256 of what was written."""
-    storage = storage_for(uri, factory)
-    digest = hashlib.sha256()
-    with contextlib.ExitStack() as stack:
-        try:
-            if isinstance(storage, S3Storage):
-                bucket, _, key = uri.removeprefix("s3://").partition("/")
-                source = storage.client.get_object(Bucket=bucket, Key=key)["Body"]
-            else:
-                source = stack.enter_context(_local_path(uri).open("rb"))
-            out = stack.enter_context(path.open("wb"))
-            for piece in iter(lambda: source.read(CHUNK), b""):
-                digest.update(piece)
-                out.write(piece)
-        except FileNotFoundError as err:
-            raise NotFoundError(f"{uri}: no such file") from err
-        except IsADirectoryError as err:
-            raise StorageError(f"{uri}: is a directory, expected a file") from err
-        except OSError as err:
-            raise StorageError(f"{uri}: cannot read ({err.strerror or err})") from err
-        except Exception as err:  # botocore raises many types; all mean "cannot read"
-            reason = _s3_reason(err)
-            kind = (
-                NotFoundError if reason.startswith(("NoSuchKey", "NoSuchBucket")) else StorageError
-            )
-            raise kind(f"{uri}: cannot read from S3 ({reason})") from err
-    return digest.hexdigest()
 
 
 def _shape(path: Path, fmt: str, uri: str, sample_rows: int) -> tuple[int, pd.DataFrame]:

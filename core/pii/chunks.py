@@ -1,8 +1,8 @@
 """Chunked input and output for de-identification, so that memory stays bounded.
 
-* :func:`open_source` makes the input a local file (an ``s3://`` object is downloaded in
-  1 MiB pieces to a temporary file), hashes it in one streaming pass (checking the expected
-  digest before anything is parsed) and then yields chunks of ``chunk_rows`` rows (the last
+* :func:`open_source` copies the input (local or ``s3://``) in 1 MiB pieces to a private
+  temporary file while hashing it (checking the expected digest before anything is parsed;
+  only the copy is read) and then yields chunks of ``chunk_rows`` rows (the last
   may be shorter): Parquet record batches joined and cut at exactly ``chunk_rows`` rows,
   whatever the file's row groups (so chunk ``k`` is rows ``k * chunk_rows ..`` of any file
   holding these rows, e.g. a shard starting at a multiple of ``chunk_rows``), or CSV chunks
@@ -29,17 +29,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mlsecops_provider.core.data.datasets import detect_file_format
-from mlsecops_provider.core.errors import (
-    DataError,
-    DigestMismatchError,
-    NotFoundError,
-    StorageError,
-)
+from mlsecops_provider.core.errors import DataError, StorageError
 from mlsecops_provider.core.storage import (
-    CHUNK,
     S3ClientFactory,
     S3Storage,
     _local_path,
+    fetch_verified,
     sse_put_args,
     storage_for,
 )
@@ -135,47 +130,13 @@ def open_source(
     factory: S3ClientFactory | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> Iterator[ChunkSource]:
-    """A :class:`ChunkSource` for ``uri``; a downloaded copy is removed on exit."""
-    storage = storage_for(uri, factory)
+    """A :class:`ChunkSource` for ``uri``, read from a private copy made while hashing
+    (:func:`.storage.fetch_verified`: a source changed after the check is never read);
+    the copy is removed on exit."""
     with tempfile.TemporaryDirectory(prefix="mlsecops-pii-") as work:
-        if isinstance(storage, S3Storage):
-            path = Path(work) / "input"
-            digest = _download(storage, uri, path)
-        else:
-            path = _local_path(uri)
-            digest = _hash_file(uri, path)
-        if expected_sha256 is not None:
-            expected = expected_sha256.removeprefix("sha256:")
-            if digest != expected:
-                raise DigestMismatchError(uri, expected, digest)
+        path = Path(work) / "input"
+        digest = fetch_verified(uri, expected_sha256, path, factory)
         yield ChunkSource(uri, path, digest, detect_file_format(path), chunk_rows)
-
-
-def _hash_file(uri: str, path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            for piece in iter(lambda: handle.read(CHUNK), b""):
-                digest.update(piece)
-    except FileNotFoundError as err:
-        raise NotFoundError(f"{uri}: no such file") from err
-    except OSError as err:
-        raise StorageError(f"{uri}: cannot read ({err.strerror})") from err
-    return digest.hexdigest()
-
-
-def _download(storage: S3Storage, uri: str, path: Path) -> str:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    digest = hashlib.sha256()
-    try:
-        body = storage.client.get_object(Bucket=bucket, Key=key)["Body"]
-        with path.open("wb") as handle:
-            for piece in iter(lambda: body.read(CHUNK), b""):
-                digest.update(piece)
-                handle.write(piece)
-    except Exception as err:  # botocore raises many types; all mean "cannot read"
-        raise StorageError(f"{uri}: cannot read from S3 ({type(err).__name__})") from err
-    return digest.hexdigest()
 
 
 class _HashingFile:
