@@ -20,18 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlsecops_provider.core.scan.containers import decompress, hidden_zip, zip_entries, zip_member
 from mlsecops_provider.core.scan.formats import (
     ERROR,
     Blob,
     Finding,
     check_safetensors,
     check_text,
-    decompress,
     detect_format,
-    hidden_zip,
     parse_npy_header,
-    zip_entries,
-    zip_member,
 )
 from mlsecops_provider.core.scan.handlers import ExtraFormats
 from mlsecops_provider.core.scan.keras import keras_findings, looks_like_config

@@ -19,7 +19,8 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from mlsecops_provider.core.errors import DataError, UnsafeModelError
-from mlsecops_provider.core.scan.formats import Blob, decompress, parse_npy_header
+from mlsecops_provider.core.scan.containers import decompress
+from mlsecops_provider.core.scan.formats import Blob, parse_npy_header
 from mlsecops_provider.core.scan.gate import ModelScanConfig, scan_model_bytes
 from mlsecops_provider.core.scan.pickle.allowlist import Allowlist
 from mlsecops_provider.core.scan.pickle.restricted import restricted_unpickler
