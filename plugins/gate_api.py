@@ -33,6 +33,7 @@ from mlsecops_provider.core.evidence import EvidenceStore
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.plugins import (
     gate_data,
+    gate_evidence,
     gate_pages,
     inventory,
     models_pages,
@@ -126,8 +127,10 @@ def _team(dag_id: str) -> str | None:
 
 
 def _check_verdict(verdict: str | None) -> str | None:
-    if verdict and verdict not in gate_data.VERDICT_CHOICES:
-        raise HTTPException(400, f"verdict must be one of {', '.join(gate_data.VERDICT_CHOICES)}")
+    if verdict and verdict not in gate_evidence.VERDICT_CHOICES:
+        raise HTTPException(
+            400, f"verdict must be one of {', '.join(gate_evidence.VERDICT_CHOICES)}"
+        )
     return verdict or None
 
 
@@ -308,10 +311,10 @@ def evidence(
     sha256: Annotated[str, Query(pattern=SHA256.pattern)],
 ) -> Response:
     try:
-        segment = gate_data.evidence_dag_segment(store.root_uri, uri)
+        segment = gate_evidence.evidence_dag_segment(store.root_uri, uri)
     except ValueError as err:
         raise HTTPException(400, str(err)) from err
-    if gate_data.dag_for_segment(segment, readable) is None:
+    if gate_evidence.dag_for_segment(segment, readable) is None:
         raise HTTPException(403, "this evidence belongs to no DAG readable by this user")
     # Errors name only what the client sent: never the actual digest, a local path or the
     # store's root (the log has the details).

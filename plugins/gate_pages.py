@@ -14,7 +14,8 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
-from mlsecops_provider.plugins.gate_data import VERDICT_CHOICES, GateView, RunView
+from mlsecops_provider.plugins.gate_data import RunView
+from mlsecops_provider.plugins.gate_evidence import VERDICT_CHOICES, GateView
 
 MAX_DETAIL_ITEMS = 600
 MAX_DETAIL_DEPTH = 6

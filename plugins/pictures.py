@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlsecops_provider.plugins import charts
-from mlsecops_provider.plugins.gate_data import GateView, Integrity
+from mlsecops_provider.plugins.gate_evidence import GateView, Integrity
 from mlsecops_provider.plugins.serving_log import Windows
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ from typing import Any
 
 from mlsecops_provider.core.errors import MLSecOpsError
 from mlsecops_provider.core.evidence import EvidenceStore
-from mlsecops_provider.plugins.gate_data import GateView, Integrity, RunView
+from mlsecops_provider.plugins.gate_data import RunView
+from mlsecops_provider.plugins.gate_evidence import GateView, Integrity
 
 log = logging.getLogger(__name__)
 SHADOW_GATE = "shadow_evaluation"
@@ -130,7 +131,7 @@ def promotion_decision(
 
 def in_store(store: EvidenceStore, uri: str) -> bool:
     """Whether ``uri`` is a plain path under the evidence store (no ``..``, no escapes)."""
-    from mlsecops_provider.plugins.gate_data import evidence_dag_segment
+    from mlsecops_provider.plugins.gate_evidence import evidence_dag_segment
 
     try:
         evidence_dag_segment(store.root_uri, uri)

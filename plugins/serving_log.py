@@ -65,7 +65,7 @@ def reader(store_root: str, s3: Any = None) -> Windows:
 
     def read(uri: str, shadow_version: str | None) -> list[dict[str, Any]]:
         from mlsecops_provider.core.serving.prediction_log import read_prediction_log
-        from mlsecops_provider.plugins.gate_data import evidence_dag_segment
+        from mlsecops_provider.plugins.gate_evidence import evidence_dag_segment
 
         uri = uri.rstrip("/")
         try:

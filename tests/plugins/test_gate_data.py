@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlsecops_provider.core.evidence import EvidenceStore, GateResult
-from mlsecops_provider.plugins.gate_data import (
+from mlsecops_provider.plugins.gate_evidence import (
     Integrity,
     dag_for_segment,
     evidence_dag_segment,

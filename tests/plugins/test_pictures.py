@@ -9,7 +9,7 @@ from typing import Any
 
 from mlsecops_provider.core.evidence import GateResult
 from mlsecops_provider.plugins import charts, pictures, serving_log
-from mlsecops_provider.plugins.gate_data import GateView, Integrity
+from mlsecops_provider.plugins.gate_evidence import GateView, Integrity
 
 HOSTILE = '<script>alert(1)</script>" onload="x'
 
@@ -124,7 +124,7 @@ def test_tampered_prediction_log_gives_no_windows(tmp_path: Path) -> None:
 
 def test_gate_view_keeps_the_verified_subjects(tmp_path: Path) -> None:
     from mlsecops_provider.core.evidence import EvidenceStore
-    from mlsecops_provider.plugins.gate_data import verify_gate
+    from mlsecops_provider.plugins.gate_evidence import verify_gate
 
     store = EvidenceStore(tmp_path.as_uri())
     result = GateResult(gate="shadow_warmup", verdict="pass", subjects={"log": "file:///x"})

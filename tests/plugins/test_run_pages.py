@@ -71,7 +71,7 @@ def test_pipeline_strip_in_order_with_states() -> None:
 
 def test_records_and_audit_logs_outside_the_store_are_not_read(tmp_path: Path) -> None:
     from mlsecops_provider.core.evidence import EvidenceStore
-    from mlsecops_provider.plugins.gate_data import GateView, Integrity
+    from mlsecops_provider.plugins.gate_evidence import GateView, Integrity
     from mlsecops_provider.plugins.run_details import promotion_decision
 
     store = EvidenceStore((tmp_path / "evidence").as_uri())

@@ -13,7 +13,7 @@ import pytest
 from fastapi import HTTPException
 
 from mlsecops_provider.core.evidence import EvidenceStore, GateResult, evidence_segment
-from mlsecops_provider.plugins import gate_api, gate_data
+from mlsecops_provider.plugins import gate_api, gate_evidence
 
 LOOKALIKES = [
     "a:b", "a_b", "a.b", "a-b", "a=3Ab", "a b", "a/b", "a%3Ab", "A_b", ".a", "=2Ea", "a.",
@@ -29,7 +29,7 @@ def test_two_dag_ids_never_share_an_evidence_folder() -> None:
         assert segments[a] != segments[b], (a, b)
     for segment in segments.values():
         assert segment not in (".", "..") and not segment.startswith(".") and "/" not in segment
-        assert gate_data._SEGMENT.fullmatch(segment), segment
+        assert gate_evidence._SEGMENT.fullmatch(segment), segment
 
 
 def test_report_of_a_lookalike_dag_is_forbidden(tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_report_of_a_lookalike_dag_is_forbidden(tmp_path: Path) -> None:
     stored = store.put_report(
         "team.a", "run_1", GateResult(gate="model_scan", verdict="pass"), {"secret": 1}
     )
-    assert gate_data.dag_for_segment(evidence_segment("team.a"), {"team_a"}) is None
+    assert gate_evidence.dag_for_segment(evidence_segment("team.a"), {"team_a"}) is None
     with pytest.raises(HTTPException) as denied:
         gate_api.evidence({"team_a"}, store, str(stored.evidence_uri), str(stored.evidence_sha256))
     assert denied.value.status_code == 403
