@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -105,8 +106,10 @@ class LocalStorage:
             raise StorageError(f"{uri}: cannot write ({err.strerror})") from err
 
     def read_file(self, uri: str, path: Path) -> str:
+        """Regular files only: a FIFO (which would block the open) or a device (endless
+        bytes) is refused before anything is read."""
         try:
-            with _local_path(uri).open("rb") as source:
+            with _open_regular(uri, _local_path(uri)) as source:
                 return _copy_hashed(source, path)
         except FileNotFoundError as err:
             raise NotFoundError(f"{uri}: no such file") from err
@@ -196,9 +199,9 @@ class S3Storage:
         bucket, key = _split_s3(uri)
         try:
             return _copy_hashed(self.client.get_object(Bucket=bucket, Key=key)["Body"], path)
-        except OSError as err:  # the local copy (disk full, ...)
-            raise StorageError(f"{path}: cannot write ({err.strerror or err})") from err
-        except Exception as err:  # botocore raises many types; all mean "cannot read"
+        except StorageError:  # the local copy could not be written
+            raise
+        except Exception as err:  # botocore raises many types (timeouts are OSErrors too)
             raise _read_error(uri, err) from err
 
     def write_bytes(self, uri: str, data: bytes, content_type: str | None = None) -> None:
@@ -250,12 +253,39 @@ def _read_error(uri: str, err: Exception) -> StorageError:
     return kind(f"{uri}: cannot read from S3 ({reason})")
 
 
+def _open_regular(uri: str, path: Path) -> Any:
+    """``path`` opened for reading if it is a regular file (without blocking on a FIFO)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(21, "Is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise StorageError(f"{uri}: not a regular file (FIFO, socket or device); refused")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _copy_hashed(source: Any, path: Path) -> str:
+    """Copy the readable ``source`` to ``path``; the SHA-256 of what was copied. A local
+    write that fails is a :class:`StorageError` naming ``path`` (source errors pass as-is)."""
     digest = hashlib.sha256()
-    with path.open("wb") as out:
+    try:
+        out = path.open("wb")
+    except OSError as err:
+        raise StorageError(f"{path}: cannot write the private copy ({err.strerror})") from err
+    with out:
         for piece in iter(lambda: source.read(CHUNK), b""):
             digest.update(piece)
-            out.write(piece)
+            try:
+                out.write(piece)
+            except OSError as err:
+                raise StorageError(
+                    f"{path}: cannot write the private copy ({err.strerror or err})"
+                ) from err
     return digest.hexdigest()
 
 

@@ -166,10 +166,11 @@ def run() -> None:
     else, or a flush that fails, exits the normal way.
     """
     code, light = _dispatch(sys.argv[1:])
-    if light and _nothing_left_at_exit():
+    streams = (sys.stdout, sys.stderr)  # None when started with that descriptor closed
+    if light and None not in streams and _nothing_left_at_exit():
         try:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in streams:
+                stream.flush()
         except (OSError, ValueError):  # e.g. a closed pipe: the normal exit reports it
             sys.exit(code)
         os._exit(code)
