@@ -28,7 +28,7 @@ import base64
 import hashlib
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.errors import DataError
@@ -201,10 +201,23 @@ def cdf_counts(values: np.ndarray, grid: np.ndarray) -> dict[str, Any]:
     }
 
 
-def merge_cdf_counts(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def cdf_arrays(counts: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`cdf_counts` with its packed counts decoded (what :func:`merge_cdf_counts` sums)."""
+    return {**counts, "le": _counts(counts.get("le")), "lt": _counts(counts.get("lt"))}
+
+
+def _counts(value: Any) -> np.ndarray:
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value
+    return unpack(value, "<i8").astype("int64")
+
+
+def merge_cdf_counts(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     n = sum(int(p["n"]) for p in parts)
-    le = sum(unpack(p["le"], "<i8").astype("int64") for p in parts)
-    lt = sum(unpack(p["lt"], "<i8").astype("int64") for p in parts)
+    le = sum(_counts(p["le"]) for p in parts)
+    lt = sum(_counts(p["lt"]) for p in parts)
     return {"n": n, "le": le, "lt": lt}
 
 

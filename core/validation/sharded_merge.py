@@ -23,7 +23,7 @@ from mlsecops_provider.core.errors import DataError, MLSecOpsError
 from mlsecops_provider.core.evidence import GateResult, Verdict
 from mlsecops_provider.core.shards.buckets import DigestSpill
 from mlsecops_provider.core.shards.split import ShardRef, check_cover
-from mlsecops_provider.core.shards.stats import DIGEST_BYTES
+from mlsecops_provider.core.shards.stats import DIGEST_BYTES, cdf_arrays
 from mlsecops_provider.core.validation import gate as g
 from mlsecops_provider.core.validation import sharded_expectations as se
 from mlsecops_provider.core.validation import sharded_screens as ss
@@ -56,7 +56,8 @@ def merge_partials(
     suite_info = {"name": checked.name, "sha256": checked.sha256}
     try:
         with DigestSpill() as spill:
-            slim = [_spilled(part, spill) for part in partials]
+            shared: dict[str, Any] = {}
+            slim = [_spilled(part, spill, shared) for part in partials]
             ordered = _checked(slim, checked, config, run, reference_sha256)
             if ordered[0]["mode"] == "whole":
                 return _restamp(base, ordered[0], checked, config)
@@ -75,9 +76,10 @@ _DIGEST_FIELDS = frozenset({"distinct", "multi", "others"})
 _DIGEST = f"S{DIGEST_BYTES}"
 
 
-def _spilled(part: Any, spill: DigestSpill) -> Mapping[str, Any]:
-    """The partial with its digest arrays in ``spill`` (copied where changed; ``part`` as it
-    was), after checking that it is one."""
+def _spilled(part: Any, spill: DigestSpill, shared: dict[str, Any]) -> Mapping[str, Any]:
+    """The partial with its digest arrays in ``spill`` and its drift figures compact (see
+    :func:`_compact_drift`), copied where changed (``part`` as it was), after checking that
+    it is one."""
     if not isinstance(part, Mapping) or part.get("schema") != PARTIAL_SCHEMA:
         raise DataError("not a validation partial")
     slim = dict(part)
@@ -96,7 +98,29 @@ def _spilled(part: Any, spill: DigestSpill) -> Mapping[str, Any]:
             if name in duplicates:
                 duplicates[name] = spill.add(duplicates[name], "<u8")
         slim["screens"] = {**screens, "duplicates": duplicates}
+    if isinstance(screens, Mapping) and isinstance(screens.get("drift"), Mapping):
+        drift = _compact_drift(screens["drift"], shared)
+        slim["screens"] = {**slim.get("screens", screens), "drift": drift}
     return slim
+
+
+def _compact_drift(drift: Mapping[str, Any], shared: dict[str, Any]) -> Mapping[str, Any]:
+    """A shard's CDF counts as arrays (a third of their base64 text), and the reference's
+    (fixed by the reference, equal in every shard) held once: what the merge keeps of each
+    partial stays small however many shards there are."""
+    columns = drift.get("columns")
+    if not isinstance(columns, Mapping):
+        return drift
+    compact: dict[str, Any] = {}
+    for name, figures in columns.items():
+        if isinstance(figures, Mapping) and isinstance(figures.get("cdf"), Mapping):
+            figures = {**figures, "cdf": cdf_arrays(figures["cdf"])}
+            reference = figures.get("ref_cdf")
+            if isinstance(reference, Mapping):
+                first = shared.setdefault(f"ref_cdf/{name}", reference)
+                figures["ref_cdf"] = first if first == reference else reference
+        compact[name] = figures
+    return {**drift, "columns": compact}
 
 
 def _checked(
