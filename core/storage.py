@@ -9,6 +9,7 @@ including ``AWS_ENDPOINT_URL``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -68,19 +69,25 @@ def _local_path(uri: str) -> Path:
     return Path(unquote(parsed.path))
 
 
+@contextlib.contextmanager
+def _local_read_errors(uri: str) -> Iterator[None]:
+    """A failed local read as the :class:`StorageError` that names ``uri``."""
+    try:
+        yield
+    except FileNotFoundError as err:
+        raise NotFoundError(f"{uri}: no such file") from err
+    except IsADirectoryError as err:
+        raise StorageError(f"{uri}: is a directory, expected a file") from err
+    except OSError as err:
+        raise StorageError(f"{uri}: cannot read ({err.strerror or err})") from err
+
+
 class LocalStorage:
     """``file://`` URIs (and plain absolute paths)."""
 
     def read_bytes(self, uri: str) -> bytes:
-        path = _local_path(uri)
-        try:
-            return path.read_bytes()
-        except FileNotFoundError as err:
-            raise NotFoundError(f"{uri}: no such file") from err
-        except IsADirectoryError as err:
-            raise StorageError(f"{uri}: is a directory, expected a file") from err
-        except OSError as err:
-            raise StorageError(f"{uri}: cannot read ({err.strerror})") from err
+        with _local_read_errors(uri):
+            return _local_path(uri).read_bytes()
 
     def write_bytes(self, uri: str, data: bytes, content_type: str | None = None) -> None:
         path = _local_path(uri)
@@ -108,15 +115,8 @@ class LocalStorage:
     def read_file(self, uri: str, path: Path) -> str:
         """Regular files only: a FIFO (which would block the open) or a device (endless
         bytes) is refused before anything is read."""
-        try:
-            with _open_regular(uri, _local_path(uri)) as source:
-                return _copy_hashed(source, path)
-        except FileNotFoundError as err:
-            raise NotFoundError(f"{uri}: no such file") from err
-        except IsADirectoryError as err:
-            raise StorageError(f"{uri}: is a directory, expected a file") from err
-        except OSError as err:
-            raise StorageError(f"{uri}: cannot read ({err.strerror or err})") from err
+        with _local_read_errors(uri), _open_regular(uri, _local_path(uri)) as source:
+            return _copy_hashed(source, path)
 
     def exists(self, uri: str) -> bool:
         return _local_path(uri).is_file()

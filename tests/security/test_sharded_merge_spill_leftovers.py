@@ -10,7 +10,6 @@ whether it decided, failed closed on a foreign partial or raised.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +32,6 @@ SUITE = parse_suite(
         ],
     }
 )
-
-
-@pytest.fixture
-def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "task-tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
 
 
 def _snapshot(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bytes]]:

@@ -17,7 +17,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -40,14 +39,6 @@ from mlsecops_provider.core.shards.split import split_dataset
 from mlsecops_provider.core.storage import fetch_verified
 
 CANARY = "canary.person@example.org"
-
-
-@pytest.fixture
-def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "task-tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
 
 
 def _csv(path: Path, note: str) -> bytes:
