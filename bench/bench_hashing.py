@@ -71,17 +71,19 @@ def warm(paths: list[Path]) -> None:
 
 
 def memory_hash(total: int, threads: int) -> Callable[[], None]:
-    """SHA-256 of ``total`` random bytes in memory, split over ``threads`` threads."""
+    """SHA-256 of exactly ``total`` random bytes in memory, split over ``threads`` threads
+    (each over its own buffer, as many times as its share needs, the last time in part)."""
     buffers = [os.urandom(BUFFER) for _ in range(threads)]
-    rounds = max(1, total // threads // BUFFER)
+    shares = [total // threads + (i < total % threads) for i in range(threads)]
 
-    def one(buf: bytes) -> None:
-        digest = hashlib.sha256()
-        for _ in range(rounds):
-            digest.update(buf)
+    def one(buf: bytes, share: int) -> None:
+        digest, view = hashlib.sha256(), memoryview(buf)
+        while share > 0:
+            digest.update(view[: min(share, BUFFER)])
+            share -= BUFFER
 
     def run() -> None:
-        workers = [threading.Thread(target=one, args=(b,)) for b in buffers]
+        workers = [threading.Thread(target=one, args=a) for a in zip(buffers, shares, strict=True)]
         for worker in workers:
             worker.start()
         for worker in workers:

@@ -22,16 +22,19 @@ this fails closed.
 
 from __future__ import annotations
 
+import _thread
 import hashlib
 import mmap
 import os
 import stat
 import sys
-import threading
-from collections.abc import Iterable
 
 from mlsecops_provider.core.errors import ConfigError, DataError, StorageError
 from mlsecops_provider.core.manifest import DEFAULT_IGNORE, Diff, Manifest
+
+TYPE_CHECKING = False  # typing is not imported at start-up (see core/cli/contract.py)
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 def _log(level: str, message: str, *args: object) -> None:
@@ -48,7 +51,7 @@ def _log(level: str, message: str, *args: object) -> None:
 BUFFER_SIZE = 1 << 20  # per-thread read buffer for small files and unmappable ones
 MMAP_MIN_SIZE = 256 << 10  # files at least this big are hashed through memory maps
 MMAP_WINDOW = 64 << 20  # bytes mapped at a time
-_local = threading.local()
+_local = _thread._local()  # threading's, without loading threading (see _hash_entries)
 
 
 # ---------------------------------------------------------------------------- single files
@@ -201,28 +204,40 @@ def _hash_entries(entries: list[_Entry], workers: int | None) -> dict[str, str]:
     workers = min(workers or os.cpu_count() or 1, max(len(ordered), 1))
     if workers <= 1:
         return {e.rel: sha256_file(e.source, e.identity) for e in ordered}
-    # plain threads taking the next file, not concurrent.futures (start-up time)
+    # threads of ``_thread`` taking the next file: ``threading`` (with the functools and
+    # collections it imports) and concurrent.futures cost ``mlsecops hash`` its start-up time
     digests: dict[str, str] = {}
     failed: list[BaseException] = []
     pending = iter(ordered)
-    lock = threading.Lock()
+    lock = _thread.allocate_lock()
 
-    def work() -> None:
-        while not failed:
-            with lock:
-                entry = next(pending, None)
-            if entry is None:
-                return
-            try:
-                digests[entry.rel] = sha256_file(entry.source, entry.identity)
-            except BaseException as err:  # raised in the caller's thread below
-                failed.append(err)
+    def work(done: _thread.LockType) -> None:
+        try:
+            while not failed:
+                with lock:
+                    entry = next(pending, None)
+                if entry is None:
+                    return
+                try:
+                    digests[entry.rel] = sha256_file(entry.source, entry.identity)
+                except BaseException as err:  # raised in the caller's thread below
+                    failed.append(err)
+        finally:
+            done.release()
 
-    threads = [threading.Thread(target=work, name=f"sha256-{i}") for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    started: list[_thread.LockType] = []
+    try:
+        for _ in range(workers):
+            done = _thread.allocate_lock()
+            done.acquire()
+            _thread.start_new_thread(work, (done,))
+            started.append(done)
+    except BaseException as err:  # e.g. no thread can be started: the others stop early
+        failed.append(err)
+        raise
+    finally:
+        for done in started:
+            done.acquire()  # released by its worker when it has no more files to take
     if failed:
         raise failed[0]
     return digests

@@ -17,18 +17,17 @@ For a single file, model-signing's subject digest is ``sha256(raw digest of the 
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Iterable, Mapping
 
 from mlsecops_provider.core.errors import DataError
 
 TYPE_CHECKING = False  # typing is not imported at start-up (see core/cli/contract.py)
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # nor re or collections (``mlsecops hash``)
+    from collections.abc import Iterable, Mapping
     from typing import Any
 
 MANIFEST_SCHEMA = "mlsecops.manifest/v1"
 DEFAULT_IGNORE = (".git", ".gitattributes", ".github", ".gitignore")  # as model-signing
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX = frozenset("0123456789abcdef")
 
 
 def sort_key(rel: str) -> list[str]:
@@ -37,7 +36,7 @@ def sort_key(rel: str) -> list[str]:
 
 
 def check_digest(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _HEX64.fullmatch(value):
+    if not isinstance(value, str) or len(value) != 64 or not _HEX.issuperset(value):
         raise DataError(f"{where}: must be a SHA-256 as 64 lowercase hex characters")
     return value
 
@@ -152,6 +151,8 @@ class Manifest(_Frozen):
 
     @classmethod
     def from_dict(cls, data: Any) -> Manifest:
+        from collections.abc import Mapping
+
         if not isinstance(data, Mapping):
             raise DataError("manifest: must be a JSON object")
         if data.get("schema") != MANIFEST_SCHEMA:

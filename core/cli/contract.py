@@ -17,15 +17,15 @@ Subcommand modules add their flags with the ``add_*`` helpers here, load the pol
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Iterable
 
 from mlsecops_provider.core.errors import ConfigError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:
+    import argparse  # loaded only where a parser is built: start-up time of light commands
+    from collections.abc import Iterable
     from typing import Any
 
     from mlsecops_provider.core.evidence import Verdict
@@ -82,7 +82,9 @@ def report_failure(args: argparse.Namespace | None, err: BaseException) -> int:
     message = str(err) or type(err).__name__
     from mlsecops_provider.core.errors import MLSecOpsError
 
-    if not isinstance(err, MLSecOpsError | argparse.ArgumentTypeError):
+    parsing = sys.modules.get("argparse")  # an argparse error implies argparse is loaded
+    expected = (MLSecOpsError, parsing.ArgumentTypeError) if parsing else (MLSecOpsError,)
+    if not isinstance(err, expected):
         message = f"{type(err).__name__}: {message}"
     print_error(command_name(args), message)
     return EXIT_ERROR
@@ -142,11 +144,18 @@ def add_public_key(parser: argparse.ArgumentParser, *, required: bool = True) ->
     )
 
 
+def _type_error(message: str) -> Exception:
+    """argparse's error for a bad value (argparse is imported only when one is raised)."""
+    import argparse
+
+    return argparse.ArgumentTypeError(message)
+
+
 def rate(text: str) -> float:
     """An argparse type: a fraction in [0, 1]."""
     value = _number(text, float)
     if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+        raise _type_error(f"must be between 0 and 1, got {text}")
     return value
 
 
@@ -154,7 +163,7 @@ def positive_int(text: str) -> int:
     """An argparse type: an integer of at least 1."""
     value = _number(text, int)
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+        raise _type_error(f"must be at least 1, got {text}")
     return value
 
 
@@ -162,9 +171,9 @@ def _number(text: str, kind: type[Any]) -> Any:
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a valid {kind.__name__}: {text!r}") from None
+        raise _type_error(f"not a valid {kind.__name__}: {text!r}") from None
     if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+        raise _type_error(f"not a finite number: {text!r}")
     return value
 
 

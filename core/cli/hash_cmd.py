@@ -9,9 +9,8 @@ MANIFEST may be a local path, ``file://`` or ``s3://`` URI.
 
 from __future__ import annotations
 
-import argparse
-
 from mlsecops_provider.core.cli.contract import EXIT_FAIL, EXIT_PASS, positive_int
+from mlsecops_provider.core.cli.light import Argument, LightCommand
 from mlsecops_provider.core.hashing import compare, hash_path
 from mlsecops_provider.core.manifest import Manifest
 
@@ -19,34 +18,15 @@ TYPE_CHECKING = False  # typing is not imported at start-up (see contract.py)
 if TYPE_CHECKING:
     from typing import Any
 
+    from mlsecops_provider.core.cli.light import Arguments
+
 
 def register(subparsers: Any) -> None:
-    hash_parser = subparsers.add_parser(
-        "hash",
-        help="print the SHA-256 root digest of a file or directory",
-        description="Hash a file or directory; print its root digest (model-signing's for "
-        "a directory). Exit 0, or 2 if it cannot be hashed.",
-    )
-    hash_parser.add_argument("path", metavar="PATH", help="file or directory to hash")
-    hash_parser.add_argument("--out", metavar="MANIFEST", help="write the manifest JSON here")
-    hash_parser.add_argument("--workers", type=positive_int, help="threads (default: all cores)")
-    hash_parser.set_defaults(handler=run_hash, light=True)
-
-    verify_parser = subparsers.add_parser(
-        "verify",
-        help="check a file or directory against a manifest",
-        description="Re-hash PATH and compare with MANIFEST. Exit 0 match, 1 mismatch, "
-        "2 could not check.",
-    )
-    verify_parser.add_argument("path", metavar="PATH", help="file or directory to check")
-    verify_parser.add_argument(
-        "--manifest", required=True, metavar="MANIFEST", help="manifest JSON from 'hash --out'"
-    )
-    verify_parser.add_argument("--workers", type=positive_int, help="threads (default: all cores)")
-    verify_parser.set_defaults(handler=run_verify, light=True)
+    for command in LIGHT_COMMANDS:
+        command.register(subparsers)
 
 
-def run_hash(args: argparse.Namespace) -> int:
+def run_hash(args: Arguments) -> int:
     manifest = hash_path(args.path, workers=args.workers)
     if args.out:  # storage (and its imports) only when a manifest is written
         import logging
@@ -62,7 +42,7 @@ def run_hash(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
-def run_verify(args: argparse.Namespace) -> int:
+def run_verify(args: Arguments) -> int:
     from mlsecops_provider.core.storage import normalise_uri, storage_for
 
     uri = normalise_uri(args.manifest)
@@ -82,3 +62,37 @@ def run_verify(args: argparse.Namespace) -> int:
         for path in paths:
             print(f"  {label}: {path}")
     return EXIT_FAIL
+
+
+_WORKERS = Argument("--workers", type=positive_int, help="threads (default: all cores)")
+LIGHT_COMMANDS = (
+    LightCommand(
+        "hash",
+        run_hash,
+        help="print the SHA-256 root digest of a file or directory",
+        description="Hash a file or directory; print its root digest (model-signing's for "
+        "a directory). Exit 0, or 2 if it cannot be hashed.",
+        arguments=(
+            Argument("path", metavar="PATH", help="file or directory to hash"),
+            Argument("--out", metavar="MANIFEST", help="write the manifest JSON here"),
+            _WORKERS,
+        ),
+    ),
+    LightCommand(
+        "verify",
+        run_verify,
+        help="check a file or directory against a manifest",
+        description="Re-hash PATH and compare with MANIFEST. Exit 0 match, 1 mismatch, "
+        "2 could not check.",
+        arguments=(
+            Argument("path", metavar="PATH", help="file or directory to check"),
+            Argument(
+                "--manifest",
+                metavar="MANIFEST",
+                required=True,
+                help="manifest JSON from 'hash --out'",
+            ),
+            _WORKERS,
+        ),
+    ),
+)

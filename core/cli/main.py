@@ -1,143 +1,36 @@
-"""Entry point of ``mlsecops``: builds the parser from the subcommand modules.
+"""Entry point of ``mlsecops``: one command, its exit code.
 
 The contract every subcommand keeps (exit codes, one-line errors, shared flags) is in
 :mod:`~mlsecops_provider.core.cli.contract`; :func:`main` enforces it for errors: any
-exception a handler raises is one line on stderr and exit 2.
+exception a handler raises is one line on stderr and exit 2. The arguments of a light
+command (:mod:`~mlsecops_provider.core.cli.light`) in plain forms are read without
+argparse; everything else is parsed by :mod:`~mlsecops_provider.core.cli.parser`.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
 import sys
-from collections.abc import Iterable, Sequence
 
+import mlsecops_provider.core.cli.commands as commands
 from mlsecops_provider.core.cli.contract import (
-    CONTRACT_HELP,
     EXIT_ERROR,
     EXIT_FAIL,
     EXIT_PASS,
     check_model_uris,
-    one_line,
     print_error,
     report_failure,
 )
+from mlsecops_provider.core.cli.light import GLOBAL_FLAGS, read_argv
 
-__all__ = [
-    "COMMAND_MODULES",
-    "EXIT_ERROR",
-    "EXIT_FAIL",
-    "EXIT_PASS",
-    "build_parser",
-    "main",
-    "run",
-]
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
-# Subcommand modules, each with ``register(subparsers)``; add new ones here.
-COMMAND_MODULES = (
-    "mlsecops_provider.core.cli.demo_data_cmd",
-    "mlsecops_provider.core.cli.validate_cmd",
-    "mlsecops_provider.core.cli.deidentify_cmd",
-    "mlsecops_provider.core.cli.hash_cmd",
-    "mlsecops_provider.core.cli.audit_deps_cmd",
-    "mlsecops_provider.core.cli.promotion_cmd",
-    "mlsecops_provider.core.cli.drift_cmd",
-    "mlsecops_provider.core.cli.scan_model_cmd",
-    "mlsecops_provider.core.cli.shadow_eval_cmd",
-    "mlsecops_provider.core.cli.privacy_cmd",
-    "mlsecops_provider.core.cli.adversarial_cmd",
-    "mlsecops_provider.core.cli.backdoor_cmd",
-    "mlsecops_provider.core.cli.explain_cmd",
-    "mlsecops_provider.core.cli.fairness_cmd",
-    "mlsecops_provider.core.cli.serve_cmd",
-    "mlsecops_provider.core.cli.warmup_cmd",
-)
+    from mlsecops_provider.core.cli.light import Arguments
 
-# Which module registers each subcommand: ``mlsecops NAME ...`` imports only that module
-# (start-up time: ``mlsecops hash`` need not import every gate). A name missing here only
-# costs time, as the full parser is built then; a test keeps this table complete and true.
-COMMAND_OWNERS = {
-    "demo-data": "mlsecops_provider.core.cli.demo_data_cmd",
-    "validate": "mlsecops_provider.core.cli.validate_cmd",
-    "deidentify": "mlsecops_provider.core.cli.deidentify_cmd",
-    "hash": "mlsecops_provider.core.cli.hash_cmd",
-    "verify": "mlsecops_provider.core.cli.hash_cmd",
-    "audit-deps": "mlsecops_provider.core.cli.audit_deps_cmd",
-    "verify-promotion": "mlsecops_provider.core.cli.promotion_cmd",
-    "audit": "mlsecops_provider.core.cli.promotion_cmd",
-    "rollback": "mlsecops_provider.core.cli.promotion_cmd",
-    "drift": "mlsecops_provider.core.cli.drift_cmd",
-    "scan-model": "mlsecops_provider.core.cli.scan_model_cmd",
-    "shadow-eval": "mlsecops_provider.core.cli.shadow_eval_cmd",
-    "privacy-risk": "mlsecops_provider.core.cli.privacy_cmd",
-    "adversarial": "mlsecops_provider.core.cli.adversarial_cmd",
-    "backdoor-scan": "mlsecops_provider.core.cli.backdoor_cmd",
-    "explain": "mlsecops_provider.core.cli.explain_cmd",
-    "fairness": "mlsecops_provider.core.cli.fairness_cmd",
-    "serve": "mlsecops_provider.core.cli.serve_cmd",
-    "warmup-gate": "mlsecops_provider.core.cli.warmup_cmd",
-}
-_FAST_PATH_FLAGS = frozenset({"-v", "--verbose", "--debug"})  # top-level flags, no values
-
-
-def _help_width() -> int:
-    """``shutil.get_terminal_size().columns - 2``, as argparse computes it, without shutil."""
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):  # no stdout, or not a terminal
-            columns = 0
-    return (columns or 80) - 2
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors are one line too (with a pointer to ``--help``), exit 2."""
-
-    def _get_formatter(self) -> argparse.HelpFormatter:
-        # argparse's own imports shutil (and zlib, bz2, lzma) for the width: start-up time
-        return self.formatter_class(prog=self.prog, width=_help_width())  # type: ignore[call-arg]
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
-
-
-def build_parser(modules: Iterable[str] | None = None) -> argparse.ArgumentParser:
-    """The parser with the subcommands of ``modules`` (default: all of COMMAND_MODULES)."""
-    parser = _Parser(
-        prog="mlsecops",
-        description="Security gates for ML training pipelines.",
-        epilog=CONTRACT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
-    parser.add_argument(
-        "--debug", action="store_true", help="print the traceback of an error (MLSECOPS_DEBUG=1)"
-    )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES if modules is None else modules:
-        importlib.import_module(name).register(subparsers)
-    return parser
-
-
-def parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
-    """Only the module of the subcommand ``argv`` names, when that is unambiguous.
-
-    Anything else (no subcommand, ``--help`` before it, an unknown or misspelt name, a
-    module not in COMMAND_MODULES) gets the full parser, so help and errors are unchanged.
-    """
-    command = next((arg for arg in argv if arg not in _FAST_PATH_FLAGS), "")
-    module = COMMAND_OWNERS.get(command)
-    if module in COMMAND_MODULES:
-        parser = build_parser((module,))
-        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if command in subparsers.choices:
-            return parser
-    return build_parser()
+__all__ = ["EXIT_ERROR", "EXIT_FAIL", "EXIT_PASS", "main", "run"]
 
 
 def configure_logging(verbose: bool) -> None:
@@ -189,17 +82,33 @@ def _nothing_left_at_exit() -> bool:
 
 def _dispatch(argv: list[str]) -> tuple[int, bool]:
     """The exit code, and whether the command was a light one."""
-    parser = parser_for(argv)
-    args = parser.parse_args(argv)
+    args: argparse.Namespace | None = _light_arguments(argv)
+    parser = None
+    if args is None:
+        from mlsecops_provider.core.cli.parser import parser_for
+
+        parser = parser_for(argv)
+        args = parser.parse_args(argv)
     light = bool(getattr(args, "light", False))
     if args.verbose or not light:
         configure_logging(args.verbose)  # light commands (hash) skip the import: start-up time
     return _handled(args, parser), light
 
 
-def _handled(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _light_arguments(argv: list[str]) -> Arguments | None:
+    """The arguments of a light command in plain forms (no argparse loaded), else ``None``."""
+    command = next((arg for arg in argv if arg not in GLOBAL_FLAGS), "")
+    module = commands.COMMAND_OWNERS.get(command)
+    if module not in commands.COMMAND_MODULES:
+        return None
+    __import__(module)  # not importlib.import_module: importlib is start-up time too
+    light = {c.name: c for c in getattr(sys.modules[module], "LIGHT_COMMANDS", ())}
+    return read_argv(argv, light)
+
+
+def _handled(args: argparse.Namespace, parser: argparse.ArgumentParser | None) -> int:
     if not getattr(args, "handler", None):
-        if args.command is None:
+        if args.command is None and parser is not None:
             parser.print_help()
         else:  # a command group (e.g. ``audit``) without its subcommand
             print_error(

@@ -7,6 +7,7 @@ import hashlib
 import json
 import mmap
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -248,3 +249,36 @@ def test_a_read_error_in_a_worker_thread_is_raised(
     monkeypatch.setattr(hashing, "sha256_file", failing)
     with pytest.raises(StorageError, match="a-c: cannot read"):
         hash_path(model, workers=3)
+
+
+def test_no_worker_is_left_running_when_a_thread_cannot_be_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second thread failing to start fails the hash, and the first has stopped (it
+    takes no file after the failure) before the error reaches the caller."""
+    model = make_model(tmp_path / "model")
+    real_start, real_hash = hashing._thread.start_new_thread, hashing.sha256_file
+    starts: list[object] = []
+    hashed_after: list[str] = []
+    raised = False
+
+    def start(function: object, args: tuple[object, ...]) -> int:
+        starts.append(function)
+        if len(starts) == 2:
+            raise RuntimeError("can't start new thread")
+        return real_start(function, args)
+
+    def slow_hash(path: str, identity: tuple[int, int] | None = None) -> str:
+        time.sleep(0.05)  # a worker left running would still be hashing after the return
+        if raised:
+            hashed_after.append(path)
+        return real_hash(path, identity)
+
+    monkeypatch.setattr(hashing._thread, "start_new_thread", start)
+    monkeypatch.setattr(hashing, "sha256_file", slow_hash)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        hash_path(model, workers=3)
+    raised = True
+    time.sleep(0.3)
+    assert len(starts) == 2
+    assert hashed_after == []  # nothing runs on after hash_path has returned

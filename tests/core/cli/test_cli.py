@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from tests.conftest import CliResult
 
 Run = Callable[..., "CliResult"]
-cli_main = importlib.import_module("mlsecops_provider.core.cli.main")  # the module, not main()
+cli_parser = importlib.import_module("mlsecops_provider.core.cli.parser")
+commands = importlib.import_module("mlsecops_provider.core.cli.commands")
 
 
 def assert_usage_error(done: CliResult, *expected: str) -> None:
@@ -41,7 +42,7 @@ def test_help_lists_every_subcommand_and_the_contract(cli: Run) -> None:
     for command in ("demo-data", "validate", "hash", "verify", "audit-deps", "drift"):
         assert command in done.out
     assert "exit codes (every subcommand)" in done.out and "MLSECOPS_DEBUG=1" in done.out
-    assert len(cli_main.COMMAND_MODULES) >= 4
+    assert len(commands.COMMAND_MODULES) >= 4
 
 
 def test_exit_code_map() -> None:
@@ -91,7 +92,7 @@ def boom_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "    raise RuntimeError('kaput\\nsecond line')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cli_main, "COMMAND_MODULES", (*cli_main.COMMAND_MODULES, "boom_cmd"))
+    monkeypatch.setattr(commands, "COMMAND_MODULES", (*commands.COMMAND_MODULES, "boom_cmd"))
 
 
 def test_any_exception_is_exit_2_with_one_line(
@@ -251,7 +252,7 @@ def test_a_shared_flag_means_the_same_everywhere() -> None:
 
     shared = ("--policy", "--report", "--label", "--exclude", "--public-key", "--tracking-uri")
     seen: dict[str, set[tuple[str, str | None]]] = {flag: set() for flag in shared}
-    for parser in walk(cli_main.build_parser()):
+    for parser in walk(cli_parser.build_parser()):
         for action in parser._actions:
             for flag in set(action.option_strings) & set(shared):
                 seen[flag].add((action.dest, str(action.metavar)))

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from tests.conftest import CliResult
 
 Run = Callable[..., "CliResult"]
-cli_main = importlib.import_module("mlsecops_provider.core.cli.main")
+cli_parser = importlib.import_module("mlsecops_provider.core.cli.parser")
 GARBAGE_POLICY = "gates: [unclosed\n  - : :\n"
 FAST_SECONDS = 30  # "fails fast": far below MLflow's minutes of retries
 
@@ -44,7 +44,7 @@ def leaves(
         yield path, parser
 
 
-COMMANDS = dict(leaves(cli_main.build_parser()))
+COMMANDS = dict(leaves(cli_parser.build_parser()))
 
 
 def required_argv(parser: argparse.ArgumentParser, value: str) -> list[str]:

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[3]
 README = (ROOT / "README.md").read_text()
 SOURCE_DIRS = ("core", "operators", "sensors", "plugins", "provider", "include", "dags")
 MARK = "<!-- readme-test -->"
-cli_main = importlib.import_module("mlsecops_provider.core.cli.main")
+cli_parser = importlib.import_module("mlsecops_provider.core.cli.parser")
 
 
 def code_blocks(text: str) -> Iterator[tuple[bool, str]]:
@@ -76,13 +76,13 @@ def subparsers() -> dict[str, argparse.ArgumentParser]:
                     found[" ".join((*path, name))] = sub
                     walk(sub, (*path, name))
 
-    walk(cli_main.build_parser(), ())
+    walk(cli_parser.build_parser(), ())
     return found
 
 
 def test_every_cli_line_names_real_subcommands_and_flags() -> None:
     parsers = subparsers()
-    top = {s for a in cli_main.build_parser()._actions for s in a.option_strings}
+    top = {s for a in cli_parser.build_parser()._actions for s in a.option_strings}
     shown = 0
     for _, body in code_blocks(README):
         for line in commands(body):

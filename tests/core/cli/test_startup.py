@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
-import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[3]
 cli_main = importlib.import_module("mlsecops_provider.core.cli.main")
+cli_parser = importlib.import_module("mlsecops_provider.core.cli.parser")
+commands = importlib.import_module("mlsecops_provider.core.cli.commands")
 
 HEAVY = (
     "airflow",
@@ -31,8 +34,10 @@ HASH_MODULES = {  # all of the project that ``mlsecops hash FILE`` needs
     "mlsecops_provider",
     "mlsecops_provider.core",
     "mlsecops_provider.core.cli",
+    "mlsecops_provider.core.cli.commands",
     "mlsecops_provider.core.cli.contract",
     "mlsecops_provider.core.cli.hash_cmd",
+    "mlsecops_provider.core.cli.light",
     "mlsecops_provider.core.cli.main",
     "mlsecops_provider.core.errors",
     "mlsecops_provider.core.hashing",
@@ -49,10 +54,10 @@ def choices(parser: argparse.ArgumentParser) -> set[str]:
 
 def test_command_owners_name_every_command_and_its_module() -> None:
     """The table that lets ``mlsecops NAME`` import one module is complete and true."""
-    assert choices(cli_main.build_parser()) == set(cli_main.COMMAND_OWNERS)
-    for name, module in cli_main.COMMAND_OWNERS.items():
-        assert module in cli_main.COMMAND_MODULES, name
-        assert name in choices(cli_main.build_parser((module,))), (name, module)
+    assert choices(cli_parser.build_parser()) == set(commands.COMMAND_OWNERS)
+    for name, module in commands.COMMAND_OWNERS.items():
+        assert module in commands.COMMAND_MODULES, name
+        assert name in choices(cli_parser.build_parser((module,))), (name, module)
 
 
 @pytest.mark.parametrize(
@@ -71,32 +76,64 @@ def test_command_owners_name_every_command_and_its_module() -> None:
 def test_parser_for_builds_the_full_parser_unless_one_command_is_named(
     argv: list[str], full: bool
 ) -> None:
-    expected = choices(cli_main.build_parser()) if full else {"hash", "verify"}
-    assert choices(cli_main.parser_for(argv)) == expected
+    expected = choices(cli_parser.build_parser()) if full else {"hash", "verify"}
+    assert choices(cli_parser.parser_for(argv)) == expected
 
 
-def test_hash_of_a_local_file_imports_no_heavy_library(tmp_path: Path) -> None:
-    """``mlsecops hash FILE`` in a fresh process loads no gate, no MLflow/pandas/boto3/etc."""
+# what argparse, threading and re bring along: a plain ``mlsecops hash`` loads none of it
+PARSING = ("argparse", "re", "gettext", "locale", "enum", "threading", "functools", "typing")
+
+
+@pytest.mark.parametrize("target", ["file", "folder"])
+def test_hash_imports_no_heavy_library_and_no_parser(tmp_path: Path, target: str) -> None:
+    """``mlsecops hash PATH`` in a fresh process loads no gate, no MLflow/pandas/boto3/etc.,
+    and, its arguments being plain, neither argparse nor threading (nor what they import)."""
     path = tmp_path / "m.bin"
-    path.write_bytes(b"weights")
+    if target == "folder":
+        path.mkdir()
+        for index in range(3):
+            (path / f"w{index}.bin").write_bytes(b"weights %d" % index)
+    else:
+        path.write_bytes(b"weights")
+    expected = cli_main_hash(path)
     script = (
-        "import json, sys\n"
+        "import sys\n"
         "from mlsecops_provider.core.cli import main\n"
-        f"code = main(['hash', {str(path)!r}])\n"
-        "print(json.dumps({'code': code, 'modules': sorted(sys.modules)}))\n"
+        f"code = main(['hash', {str(path)!r}, '--workers=2'])\n"
+        "print(code, *sorted(sys.modules))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
+        [sys.executable, "-S", "-c", script],  # -S: no site, so no editable import hook
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PYTHONPATH": str(installed_layout(tmp_path / "site"))},
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     digest, report = done.stdout.strip().splitlines()
-    assert digest == hashlib.sha256(b"weights").hexdigest()
-    loaded = json.loads(report)
-    assert loaded["code"] == 0
-    modules = set(loaded["modules"])
+    assert digest == expected
+    code, *loaded = report.split()
+    assert code == "0"
+    modules = set(loaded)
     assert sorted(m for m in modules if m.split(".")[0] in HEAVY) == []
+    assert sorted(modules & set(PARSING)) == []
     ours = {m for m in modules if m.startswith("mlsecops_provider")}
     assert ours <= HASH_MODULES, sorted(ours - HASH_MODULES)
+
+
+def installed_layout(site: Path) -> Path:
+    """The package laid out as installed (``provider/`` its root, ``core/`` a subpackage),
+    linked: the editable install's import hook loads re and pathlib in every process."""
+    package = site / "mlsecops_provider"
+    package.mkdir(parents=True)
+    for source in (ROOT / "provider").glob("*.py"):
+        (package / source.name).symlink_to(source)
+    (package / "core").symlink_to(ROOT / "core", target_is_directory=True)
+    return site
+
+
+def cli_main_hash(path: Path) -> str:
+    from mlsecops_provider.core.hashing import hash_path
+
+    return hash_path(path).root_digest
 
 
 @pytest.mark.parametrize("columns", ["", "57", "junk", "0"])
@@ -111,7 +148,7 @@ def test_help_width_is_the_one_argparse_would_use(
     else:
         monkeypatch.delenv("COLUMNS", raising=False)
     expected = argparse.HelpFormatter("mlsecops")._width
-    assert cli_main._help_width() == expected == shutil.get_terminal_size().columns - 2
+    assert cli_parser._help_width() == expected == shutil.get_terminal_size().columns - 2
 
 
 def _console(argv: list[str], prelude: str = "") -> subprocess.CompletedProcess[str]:

@@ -235,8 +235,11 @@ def test_engine_runs_with_the_network_blocked(no_network: list[str], frame: Any)
 
 def _cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
     cli = importlib.import_module("mlsecops_provider.core.cli.main")
-    if DEIDENTIFY_CMD not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, DEIDENTIFY_CMD))
+    commands = importlib.import_module("mlsecops_provider.core.cli.commands")
+    if DEIDENTIFY_CMD not in commands.COMMAND_MODULES:
+        monkeypatch.setattr(
+            commands, "COMMAND_MODULES", (*commands.COMMAND_MODULES, DEIDENTIFY_CMD)
+        )
     return int(cli.main(list(argv)))
 
 
