@@ -22,19 +22,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import metadata
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlsecops_provider.core.errors import LineageError, MLSecOpsError
 from mlsecops_provider.core.evidence import EvidenceStore, GateResult, Verdict, utcnow
 from mlsecops_provider.core.hashing import hash_path
 from mlsecops_provider.core.manifest import DEFAULT_IGNORE
-from mlsecops_provider.core.promotion.audit_log import (
-    GENESIS,
-    AuditEntry,
-    AuditLog,
-    default_log_uri,
-)
+from mlsecops_provider.core.promotion.audit_log import AuditEntry, AuditLog, default_log_uri
 from mlsecops_provider.core.promotion.checks import (
     PromotionRequest,
     ProvenanceRef,
@@ -52,20 +46,10 @@ from mlsecops_provider.core.promotion.record import (
     TAG_KEY_ID,
     TAG_MODEL_SHA256,
     TAG_PREVIOUS,
-    RecordFailure,
-    check_record,
-    promotion_statement,
 )
-from mlsecops_provider.core.promotion.signing import (
-    PublicKey,
-    SignatureError,
-    SigningKey,
-    dsse_sign,
-    envelope_bytes,
-    sign_model,
-)
+from mlsecops_provider.core.promotion.seal import Sealed, audit_head, check_sealed, seal
+from mlsecops_provider.core.promotion.signing import PublicKey, SigningKey
 from mlsecops_provider.core.promotion.subjects import Scope
-from mlsecops_provider.core.provenance.slsa import statement_bytes
 from mlsecops_provider.core.settings import Settings
 from mlsecops_provider.core.storage import S3ClientFactory
 from mlsecops_provider.core.tracking.registry import alias_version, download_model
@@ -103,14 +87,6 @@ class PromotionEnv:
 
     def uri(self, name: str) -> str:
         return self.store.uri_for(self.dag_id, self.run_id, GATE, name)
-
-
-@dataclass(frozen=True)
-class _Signed:
-    envelope_uri: str
-    envelope_sha256: str
-    model_sha256: str
-    key_id: str
 
 
 @dataclass
@@ -199,8 +175,10 @@ def _promote(
                 f"statement says {provenance.model_sha256}"
             )
             return _refuse(state, env, [reason], gates=gates)
-        signed = _sign(state, env, key, model_dir, model_sha256, gates, provenance)
-        problem = _verify_signed(state, env, signed, model_dir, trusted)
+        signed = _seal(state, env, key, model_dir, model_sha256, gates, provenance)
+        problem = check_sealed(
+            env.store, signed, trusted, name=state.name, version=state.version, model_dir=model_dir
+        )
     entry = None
     if problem is None:
         entry, problem = move_alias(
@@ -222,17 +200,7 @@ def _candidate_run(env: PromotionEnv, state: _State) -> str | None:
     return str(run_id) if run_id else None
 
 
-def _audit_head(env: PromotionEnv) -> dict[str, Any]:
-    """The log's head as this promotion sees it: an anchor in the signed record."""
-    last = env.audit.entries()[-1:] or None
-    return {
-        "uri": env.audit.uri,
-        "seq": last[0].seq if last else 0,
-        "hash": last[0].hash if last else GENESIS,
-    }
-
-
-def _sign(
+def _seal(
     state: _State,
     env: PromotionEnv,
     key: SigningKey,
@@ -240,13 +208,8 @@ def _sign(
     model_sha256: str,
     gates: list[dict[str, Any]],
     provenance: ProvenanceRef,
-) -> _Signed:
-    """Sign the model, then the statement that names the model signature; store both."""
-    signature_path = Path(model_dir).parent / "model.sig.json"
-    subject = sign_model(model_dir, signature_path, key)
-    if subject != model_sha256:
-        raise SignatureError(f"model-signing digest {subject} differs from sha256 {model_sha256}")
-    signature = env.store.put_bytes(env.uri("model.sig.json"), signature_path.read_bytes())
+) -> Sealed:
+    """Sign and store the record of what this promotion attests (the predicate)."""
     policy = state.request.policy
     approval = state.request.approval
     predicate = {
@@ -259,46 +222,24 @@ def _sign(
         "manifest": {"ignore": list(DEFAULT_IGNORE), "ignoredPresent": []},
         "policy": {"source": policy.source, "sha256": policy_digest(policy)},
         "provenance": {"uri": provenance.statement_uri, "sha256": provenance.statement_sha256},
-        "modelSignature": {"uri": signature.uri, "sha256": signature.sha256},
         "approval": approval.to_dict() if approval else None,
-        "signer": {"keyid": key.key_id},
         "invocationId": f"{env.dag_id}/{env.run_id}",
-        "auditHead": _audit_head(env),
+        "auditHead": audit_head(env.audit),
         "promotedAt": utcnow(),
     }
-    statement = promotion_statement(
-        name=state.name, version=state.version, model_sha256=model_sha256, predicate=predicate
+    return seal(
+        env.store,
+        env.uri,
+        key,
+        model_dir,
+        name=state.name,
+        version=state.version,
+        model_sha256=model_sha256,
+        predicate=predicate,
     )
-    envelope = dsse_sign(statement_bytes(statement), key)
-    ref = env.store.put_bytes(env.uri("promotion.dsse.json"), envelope_bytes(envelope))
-    log.info("Signed promotion record %s (sha256 %s)", ref.uri, ref.sha256)
-    return _Signed(ref.uri, ref.sha256, model_sha256, key.key_id)
 
 
-def _verify_signed(
-    state: _State,
-    env: PromotionEnv,
-    signed: _Signed,
-    model_dir: str,
-    trusted: Mapping[str, PublicKey],
-) -> str | None:
-    """Read the record back and verify it and the model with the pinned keys."""
-    envelope = env.store.read_bytes(signed.envelope_uri, signed.envelope_sha256)
-    try:
-        check_record(
-            envelope,
-            trusted,
-            name=state.name,
-            version=state.version,
-            model_dir=model_dir,
-            read=env.store.read_bytes,
-        )
-    except RecordFailure as err:
-        return f"signed record does not verify with the pinned keys: {err}"
-    return None
-
-
-def _details(state: _State, env: PromotionEnv, signed: _Signed) -> dict[str, Any]:
+def _details(state: _State, env: PromotionEnv, signed: Sealed) -> dict[str, Any]:
     approval = state.request.approval
     return {
         "registered_model": state.name,
@@ -314,7 +255,7 @@ def _details(state: _State, env: PromotionEnv, signed: _Signed) -> dict[str, Any
     }
 
 
-def _plan(state: _State, env: PromotionEnv, signed: _Signed) -> MovePlan:
+def _plan(state: _State, env: PromotionEnv, signed: Sealed) -> MovePlan:
     tags = {
         TAG_EVIDENCE_URI: signed.envelope_uri,
         TAG_EVIDENCE_SHA256: signed.envelope_sha256,
@@ -342,7 +283,7 @@ def _v(version: str | None) -> str:
 def _promoted(
     state: _State,
     env: PromotionEnv,
-    signed: _Signed,
+    signed: Sealed,
     gates: list[dict[str, Any]],
     entry: AuditEntry,
 ) -> tuple[GateResult, dict[str, Any]]:
@@ -369,7 +310,7 @@ def _refuse(
     reasons: list[str],
     *,
     gates: list[dict[str, Any]] | None = None,
-    signed: _Signed | None = None,
+    signed: Sealed | None = None,
 ) -> tuple[GateResult, dict[str, Any]]:
     details = {
         "registered_model": state.name,
