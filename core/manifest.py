@@ -36,9 +36,10 @@ def sort_key(rel: str) -> list[str]:
 
 
 def check_digest(value: Any, where: str) -> str:
-    if not isinstance(value, str) or len(value) != 64 or not _HEX.issuperset(value):
+    text = str.__str__(value) if isinstance(value, str) else None  # its characters, as str
+    if text is None or len(text) != 64 or not _HEX.issuperset(text):
         raise DataError(f"{where}: must be a SHA-256 as 64 lowercase hex characters")
-    return value
+    return text
 
 
 class _Frozen:
@@ -103,11 +104,10 @@ class Manifest(_Frozen):
             raise DataError(f"manifest kind: {kind!r} is not 'directory' or 'file'")
         if kind == "file" and len(files) != 1:
             raise DataError("manifest files: a file manifest must list exactly one file")
-        for rel, digest in files.items():
-            check_digest(digest, f"manifest files[{rel!r}]")
+        checked = {rel: check_digest(d, f"manifest files[{rel!r}]") for rel, d in files.items()}
         self._set("kind", kind)
         self._set("name", name)
-        self._set("files", dict(sorted(files.items(), key=lambda item: sort_key(item[0]))))
+        self._set("files", dict(sorted(checked.items(), key=lambda item: sort_key(item[0]))))
         self._set("ignore", tuple(ignore))
         self._set("ignored", tuple(sorted(ignored)))
         computed = self._compute_root()
