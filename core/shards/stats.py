@@ -15,7 +15,8 @@ reduce task gets the figure of the whole table without reading it:
   mass strictly between two grid points) is computed and reported, never assumed;
 * **value digests** (:func:`value_digests`): a keyed 96-bit digest of each value (SipHash
   for strings and integers, BLAKE2b for the rest), so uniqueness and distinct counts merge by
-  set union without any raw value in a partial. The key is derived from the input's digest
+  set union without any raw value in a partial; the duplicate screen's **row hashes**
+  (:func:`row_hashes`) are keyed by the same key. The key is derived from the input's digest
   (and ``MLSECOPS_SHARD_DIGEST_KEY`` when set): a digest is a pseudonym, not encryption; with
   the key a guessed value can be confirmed.
 
@@ -60,6 +61,13 @@ def digest_key(source_sha256: str) -> bytes:
     """The key of the value digests of one input (all its shards share it)."""
     secret = os.environ.get(KEY_ENV, "")
     return hashlib.sha256(f"mlsecops-shard-digest|{source_sha256}|{secret}".encode()).digest()
+
+
+def key_id(key: bytes) -> dict[str, Any]:
+    """What a partial says of its digest key: a one-way fingerprint (equal in every shard
+    of one merge, or the digests do not compare) and whether a deployment secret is in it."""
+    fingerprint = hashlib.sha256(b"mlsecops-shard-digest-key-id|" + key).hexdigest()[:16]
+    return {"id": fingerprint, "secret": bool(os.environ.get(KEY_ENV, ""))}
 
 
 def _is_bool(value: Any) -> bool:
@@ -144,13 +152,18 @@ def _sip_digests(texts: np.ndarray, key: bytes) -> np.ndarray:
 
     halves = []
     for label in (b"0", b"1"):
-        sub = hashlib.sha256(key + b"|siphash|" + label).digest()[:16]
-        hash_key = "".join(chr(b & 0x7F) for b in sub)  # 16 one-byte UTF-8 characters
+        hash_key = _sip_key(key, label)
         halves.append(
             pd.util.hash_array(texts, encoding="utf8", hash_key=hash_key, categorize=False)
         )
     both = np.stack([h.astype("<u8") for h in halves], axis=1)
     return both.view("S16").ravel().astype(f"S{DIGEST_BYTES}")
+
+
+def _sip_key(key: bytes, label: bytes) -> str:
+    """A SipHash key for pandas' hashing (16 one-byte UTF-8 characters) derived from ``key``."""
+    sub = hashlib.sha256(key + b"|siphash|" + label).digest()[:16]
+    return "".join(chr(b & 0x7F) for b in sub)
 
 
 def digest_counts(series: pd.Series, key: bytes) -> dict[str, Any]:
@@ -266,11 +279,16 @@ def ks_pvalue(d: float, n1: int, n2: int) -> tuple[float, float]:
     return float(d), float(np.clip(distributions.kstwo.sf(d, np.round(en)), 0, 1))
 
 
-def row_hashes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """The duplicate screen's row hashes (same function as the single-task screen)."""
+def row_hashes(frame: pd.DataFrame, columns: list[str], key: bytes) -> np.ndarray:
+    """The duplicate screen's row hashes: pandas' row hash (the single-task screen's
+    function) under a subkey of ``key``, not pandas' public default key, which would let a
+    reader of the partials confirm that a row they know is in the data."""
     import pandas as pd
 
-    return pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
+    hashed = pd.util.hash_pandas_object(
+        frame[columns], index=False, hash_key=_sip_key(key, b"rows")
+    )
+    return hashed.to_numpy()
 
 
 def threshold_counts(values: np.ndarray, threshold: float, neighbours: bool) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from mlsecops_provider.core.errors import DataError
 from mlsecops_provider.core.shards.split import ShardRef
-from mlsecops_provider.core.shards.stats import digest_key
+from mlsecops_provider.core.shards.stats import KEY_ENV, digest_key, key_id
 from mlsecops_provider.core.validation import gate as g
 from mlsecops_provider.core.validation import sharded_expectations as se
 from mlsecops_provider.core.validation import sharded_screens as ss
@@ -80,6 +80,13 @@ def validate_shard(
     if len(frame) != ref.rows:
         raise DataError(f"{ref.label}: {len(frame)} rows read, the shard says {ref.rows}")
     key = digest_key(ref.source_sha256)
+    if not key_id(key)["secret"]:
+        log.warning(
+            "%s: value digests and row hashes keyed by the input's digest alone: set %s on "
+            "every worker, or a reader of the partials can confirm a guessed value",
+            ref.label,
+            KEY_ENV,
+        )
     screened, extra = frame, cast(dict[str, Any], {})
     if quarantine:  # the screens judge every row, the suite the rows that remain
         mask, why = quarantine_mask(frame, reference, config)
@@ -93,6 +100,7 @@ def validate_shard(
         **head,
         **extra,
         "mode": "shard",
+        "digest_key": key_id(key),
         "rows": len(frame),
         "columns": [str(c) for c in frame.columns],
         "dtypes": {str(c): str(t) for c, t in frame.dtypes.items()},
@@ -210,7 +218,7 @@ def _screen_parts(
             "drift": ss.drift_part(frame, reference, screens, key),
             "label_shift": ss.label_part(frame, reference, screens, key),
             "outliers": outliers,
-            "duplicates": ss.duplicate_part(frame, reference, screens),
+            "duplicates": ss.duplicate_part(frame, reference, screens, key),
         }
     except (TypeError, ValueError) as err:
         raise DataError(f"screens: cannot compare the datasets ({err})") from err

@@ -23,7 +23,7 @@ from mlsecops_provider.core.errors import DataError, MLSecOpsError
 from mlsecops_provider.core.evidence import GateResult, Verdict
 from mlsecops_provider.core.shards.buckets import DigestSpill
 from mlsecops_provider.core.shards.split import ShardRef, check_cover
-from mlsecops_provider.core.shards.stats import DIGEST_BYTES, cdf_arrays
+from mlsecops_provider.core.shards.stats import DIGEST_BYTES, KEY_ENV, cdf_arrays
 from mlsecops_provider.core.validation import gate as g
 from mlsecops_provider.core.validation import sharded_expectations as se
 from mlsecops_provider.core.validation import sharded_screens as ss
@@ -147,10 +147,26 @@ def _checked(
                     f"{shard.label}: partial has another {name.removesuffix('_sha256')} "
                     f"({str(part.get(name))[:80]}, expected {str(value)[:80]})"
                 )
+    _check_digest_keys(ordered, shards)
     reasons = [p["quarantine_error"] for p in ordered if p.get("quarantine_error")]
     if reasons:
         raise DataError(reasons[0])
     return ordered
+
+
+def _check_digest_keys(ordered: Sequence[Mapping[str, Any]], shards: Sequence[ShardRef]) -> None:
+    """Digests merge only under one key: a worker with another ``MLSECOPS_SHARD_DIGEST_KEY``
+    would make equal values look distinct (duplicates across shards unseen)."""
+    keyed = [(p, s) for p, s in zip(ordered, shards, strict=True) if p.get("mode") == "shard"]
+    if not keyed:
+        return
+    first = keyed[0][0].get("digest_key")
+    for part, shard in keyed:
+        if not isinstance(part.get("digest_key"), Mapping) or part["digest_key"] != first:
+            raise DataError(
+                f"{shard.label}: digested under another key than {keyed[0][1].label} "
+                f"({KEY_ENV} differs between the workers?); the digests do not compare"
+            )
 
 
 def _restamp(

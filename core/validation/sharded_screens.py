@@ -265,20 +265,20 @@ def merge_outliers(
 
 
 def duplicate_part(
-    frame: pd.DataFrame, reference: pd.DataFrame | None, config: PoisoningConfig
+    frame: pd.DataFrame, reference: pd.DataFrame | None, config: PoisoningConfig, key: bytes
 ) -> dict[str, Any]:
     import numpy as np
 
     columns = p._screened_columns(frame, config)
     if not columns:
         return {"skipped": "no feature columns to compare"}
-    hashes = np.unique(stats.row_hashes(frame, columns)).astype("<u8")
+    hashes = np.unique(stats.row_hashes(frame, columns, key)).astype("<u8")
     in_ref = np.zeros(len(hashes), dtype=bool)
     basis = "batch"
     if reference is not None and set(columns) <= set(map(str, reference.columns)):
-        in_ref = np.isin(hashes, stats.row_hashes(reference, columns))
+        in_ref = np.isin(hashes, stats.row_hashes(reference, columns, key))
         basis = "batch and reference"
-    all_rows = stats.row_hashes(frame, columns)
+    all_rows = stats.row_hashes(frame, columns, key)
     of_reference = int(np.isin(all_rows, hashes[in_ref]).sum()) if in_ref.any() else 0
     return {
         "rows": len(frame),

@@ -205,14 +205,14 @@ def _crafted(monkeypatch: pytest.MonkeyPatch, frame: pd.DataFrame, one_bucket: b
         return np.array([table[v] for v in items], dtype="S12") if items else np.empty(0, "S12")
 
     real_rows = stats.row_hashes
-    whole = np.unique(real_rows(frame, ["code", "tag"]))
+    whole = np.unique(real_rows(frame, ["code", "tag"], b"k"))
     edges = _edge_u8(len(whole))
     if one_bucket:
         edges = [(0x2AA << 54) | i for i in range(len(whole))]
     rows_table = dict(zip(whole.tolist(), edges, strict=True))
 
-    def row_hashes(part: pd.DataFrame, columns: list[str]) -> np.ndarray:
-        real = real_rows(part, columns)
+    def row_hashes(part: pd.DataFrame, columns: list[str], key: bytes) -> np.ndarray:
+        real = real_rows(part, columns, b"k")
         return np.array([rows_table[int(h)] for h in real], dtype=np.uint64)
 
     monkeypatch.setattr(stats, "value_digests", digests)
