@@ -15,7 +15,9 @@ reduce task gets the figure of the whole table without reading it:
   mass strictly between two grid points) is computed and reported, never assumed;
 * **value digests** (:func:`value_digests`): a keyed 96-bit digest of each value (SipHash
   for strings and integers, BLAKE2b for the rest), so uniqueness and distinct counts merge by
-  set union without any raw value in a partial; the duplicate screen's **row hashes**
+  set union without any raw value in a partial; each column digests under its own subkey
+  (:func:`column_key`), so equal values in two columns do not match; the duplicate screen's
+  **row hashes**
   (:func:`row_hashes`) are keyed by the same key. The key is derived from the input's digest
   (and ``MLSECOPS_SHARD_DIGEST_KEY`` when set): a digest is a pseudonym, not encryption; with
   the key a guessed value can be confirmed.
@@ -61,6 +63,12 @@ def digest_key(source_sha256: str) -> bytes:
     """The key of the value digests of one input (all its shards share it)."""
     secret = os.environ.get(KEY_ENV, "")
     return hashlib.sha256(f"mlsecops-shard-digest|{source_sha256}|{secret}".encode()).digest()
+
+
+def column_key(key: bytes, column: str) -> bytes:
+    """The key of one column's value digests: the same value gets unrelated digests in two
+    columns, so a reader of the partials cannot tell that two columns share a value."""
+    return hashlib.sha256(key + b"|column|" + column.encode("utf-8", "surrogatepass")).digest()
 
 
 def key_id(key: bytes) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from mlsecops_provider.core.errors import DataError
 from mlsecops_provider.core.shards.buckets import distinct_count, merge_digest_counts
 from mlsecops_provider.core.shards.stats import (
     DIGEST_BYTES,
+    column_key,
     digest_counts,
     pack,
     threshold_counts,
@@ -142,6 +143,7 @@ def shard_statistic(
             return {"unsupported": "not a numeric column"}
         total = nonnull.sum()
         return {"sum": _scalar(total), "count": int(len(nonnull))}
+    key = column_key(key, column)  # one value has unrelated digests in two columns
     if etype in DISTINCT:
         return {"rows": len(series), "nonnull": int(len(nonnull)), **digest_counts(series, key)}
     return _set_statistic(nonnull, kwargs.get("value_set") or [], key)

@@ -50,7 +50,7 @@ def _category_counts(
         for v, i, n in zip(cur_counts.index, where, cur_counts.to_numpy(), strict=True)
         if i < 0
     ]
-    digests = stats.value_digests([v for v, _ in new], key)
+    digests = stats.value_digests([v for v, _ in new], stats.column_key(key, str(cur.name)))
     return {
         "ref": [int(n) for n in ref_counts.to_numpy()],
         "known": known,
