@@ -289,14 +289,15 @@ def ks_pvalue(d: float, n1: int, n2: int) -> tuple[float, float]:
 
 def row_hashes(frame: pd.DataFrame, columns: list[str], key: bytes) -> np.ndarray:
     """The duplicate screen's row hashes: pandas' row hash (the single-task screen's
-    function) under a subkey of ``key``, not pandas' public default key, which would let a
-    reader of the partials confirm that a row they know is in the data."""
+    function), then SipHash of it under a subkey of ``key``. pandas' own ``hash_key`` reaches
+    only text columns, and it combines column hashes invertibly, so its row hashes alone
+    would let a reader of the partials confirm that a record they know is in the data."""
     import pandas as pd
 
-    hashed = pd.util.hash_pandas_object(
-        frame[columns], index=False, hash_key=_sip_key(key, b"rows")
-    )
-    return hashed.to_numpy()
+    public = pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
+    as_bytes = public.astype("<u8").view("S8").astype(object)  # 8 bytes, trailing NULs cut:
+    # still one text per value (it pads back to 8 bytes), hashed by the keyed object path
+    return pd.util.hash_array(as_bytes, hash_key=_sip_key(key, b"rows"), categorize=False)
 
 
 def threshold_counts(values: np.ndarray, threshold: float, neighbours: bool) -> dict[str, Any]:

@@ -141,6 +141,12 @@ def _checked(
         "run": dict(run) if run is not None else None,
     }
     for part, shard in zip(ordered, shards, strict=True):
+        mode = "whole" if shard.count == 1 else "shard"  # a shard cannot claim the whole
+        if part.get("mode") != mode:
+            raise DataError(
+                f"{shard.label}: partial says mode {str(part.get('mode'))[:20]!r}, "
+                f"expected {mode!r} for {shard.count} shard(s)"
+            )
         for name, value in expected.items():
             if (name != "run" or value is not None) and part.get(name) != value:
                 raise DataError(
