@@ -7,7 +7,13 @@ arguments :mod:`~mlsecops_provider.core.cli.main` reads without loading argparse
 
 from __future__ import annotations
 
-__all__ = ["COMMAND_MODULES", "COMMAND_OWNERS"]
+from mlsecops_provider.core.cli.light import GLOBAL_FLAGS
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["COMMAND_MODULES", "COMMAND_OWNERS", "named"]
 
 # Subcommand modules, each with ``register(subparsers)``; add new ones here.
 COMMAND_MODULES = (
@@ -53,3 +59,11 @@ COMMAND_OWNERS = {
     "serve": "mlsecops_provider.core.cli.serve_cmd",
     "warmup-gate": "mlsecops_provider.core.cli.warmup_cmd",
 }
+
+
+def named(argv: Sequence[str]) -> tuple[str, str | None]:
+    """The subcommand ``argv`` names (the first word after the global flags) and its module,
+    ``None`` unless that module is one of :data:`COMMAND_MODULES`."""
+    command = next((arg for arg in argv if arg not in GLOBAL_FLAGS), "")
+    module = COMMAND_OWNERS.get(command)
+    return command, module if module in COMMAND_MODULES else None

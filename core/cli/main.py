@@ -21,7 +21,7 @@ from mlsecops_provider.core.cli.contract import (
     print_error,
     report_failure,
 )
-from mlsecops_provider.core.cli.light import GLOBAL_FLAGS, read_argv
+from mlsecops_provider.core.cli.light import read_argv
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:
@@ -97,9 +97,8 @@ def _dispatch(argv: list[str]) -> tuple[int, bool]:
 
 def _light_arguments(argv: list[str]) -> Arguments | None:
     """The arguments of a light command in plain forms (no argparse loaded), else ``None``."""
-    command = next((arg for arg in argv if arg not in GLOBAL_FLAGS), "")
-    module = commands.COMMAND_OWNERS.get(command)
-    if module not in commands.COMMAND_MODULES:
+    _, module = commands.named(argv)
+    if module is None:
         return None
     __import__(module)  # not importlib.import_module: importlib is start-up time too
     light = {c.name: c for c in getattr(sys.modules[module], "LIGHT_COMMANDS", ())}

@@ -14,7 +14,6 @@ import sys
 
 import mlsecops_provider.core.cli.commands as commands
 from mlsecops_provider.core.cli.contract import CONTRACT_HELP, EXIT_ERROR, one_line
-from mlsecops_provider.core.cli.light import GLOBAL_FLAGS
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:
@@ -72,9 +71,8 @@ def parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
     Anything else (no subcommand, ``--help`` before it, an unknown or misspelt name, a
     module not in COMMAND_MODULES) gets the full parser, so help and errors are unchanged.
     """
-    command = next((arg for arg in argv if arg not in GLOBAL_FLAGS), "")
-    module = commands.COMMAND_OWNERS.get(command)
-    if module in commands.COMMAND_MODULES:
+    command, module = commands.named(argv)
+    if module is not None:
         parser = build_parser((module,))
         subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         if command in subparsers.choices:

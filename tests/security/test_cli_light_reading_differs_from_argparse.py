@@ -16,12 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from mlsecops_provider.core.cli import hash_cmd
 from mlsecops_provider.core.cli.light import read_argv
 from mlsecops_provider.core.cli.main import main
-from mlsecops_provider.core.cli.parser import build_parser
+from tests.core.cli.light_reading import LIGHT, argparse_reading
 
-LIGHT = {command.name: command for command in hash_cmd.LIGHT_COMMANDS}
 HOSTILE = [
     ["verify", "--manifest=evil.json", "--manifest", "good.json", "model"],
     ["verify", "model", "--manifest", "good.json", "--manifest=evil.json"],
@@ -37,14 +35,6 @@ HOSTILE = [
     ["hash", "--out=--manifest=evil.json", "model"],
     ["hash", "model", "--out", "-"],
 ]
-
-
-def argparse_reading(argv: list[str]) -> dict[str, object] | None:
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            return vars(build_parser(("mlsecops_provider.core.cli.hash_cmd",)).parse_args(argv))
-        except SystemExit:
-            return None
 
 
 @pytest.mark.parametrize("argv", HOSTILE, ids=" ".join)

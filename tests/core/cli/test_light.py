@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import random
 
 import pytest
 
-from mlsecops_provider.core.cli import hash_cmd
 from mlsecops_provider.core.cli.light import read_argv
 from mlsecops_provider.core.cli.parser import build_parser
+from tests.core.cli.light_reading import LIGHT, argparse_reading
 
-LIGHT = {command.name: command for command in hash_cmd.LIGHT_COMMANDS}
 TOKENS = (
     *("m.bin", "dir/", "a=b", "2", "-1", "", "-", "--", "-x", "-h", "--help"),
     *("--out", "--out=", "--out=m.json", "--out=-m", "--ou", "--ou=m", "--output"),
     *("--manifest", "--manifest=m.json", "--workers", "--workers=2", "--workers=0"),
     *("--workers=two", "--workers=-2", "-v", "--verbose", "--debug", "hash", "verify"),
 )
-
-
-def argparse_reading(argv: list[str]) -> dict[str, object] | None:
-    """What argparse makes of ``argv`` (its attributes), or ``None`` if it refuses it."""
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            return vars(build_parser(("mlsecops_provider.core.cli.hash_cmd",)).parse_args(argv))
-        except SystemExit:
-            return None
 
 
 @pytest.mark.parametrize(
